@@ -1,0 +1,104 @@
+/*
+ * config.h - Postern's configuration: one INI file read with libinih.
+ *
+ * Every key, its type, default, minimum and maximum lives in one table in
+ * config.c (the only place defaults are written down; docs/config.md mirrors
+ * it). A missing file means "embedded defaults". An unknown section or key,
+ * or a bad value, is an error naming the file, line and key.
+ *
+ * The loaded struct cfg is read-only after start-up; it is the only global
+ * mutable state a process has besides its event base.
+ *
+ * Types of values:
+ *   string    any text; leading/trailing blanks trimmed
+ *   bool      yes/no, true/false, on/off, 1/0
+ *   int       decimal integer within [min, max]
+ *   size      integer with optional k/K, m/M, g/G suffix (powers of 1024)
+ *   duration  integer with optional s, m, h, d suffix (default seconds)
+ *   list      comma- or blank-separated words
+ *   listen    host:port or [v6]:port; empty disables the listener
+ */
+#ifndef POSTERN_CONFIG_H
+#define POSTERN_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#define CFG_MAX_LIST 64      /* entries in one list value */
+#define CFG_MAX_STR 1024     /* bytes in one string value */
+
+struct cfg_list {
+    size_t n;
+    char *v[CFG_MAX_LIST]; /* owned by the cfg */
+};
+
+struct cfg {
+    /* [server] */
+    char *hostname;          /* default: gethostname() */
+    char *var_dir;           /* default: ./var ; made absolute at load */
+    char *run_user;          /* user to drop to when started as root; default "postern" */
+    char *log_level;         /* debug|info|warn|error; default info */
+    char *log_target;        /* stderr|syslog; default stderr */
+    int64_t restart_delay;   /* seconds between restarts of a dead child; default 1 */
+
+    /* [tls] */
+    char *tls_cert;          /* PEM chain; default <var>/tls/cert.pem (made on first start) */
+    char *tls_key;           /* PEM key;   default <var>/tls/key.pem */
+    char *tls_min_version;   /* "1.2" or "1.3"; default 1.2 */
+
+    /* [smtpd] */
+    char *smtp_listen;       /* relay/MX listener; default 127.0.0.1:2525 */
+    char *submission_listen; /* STARTTLS + AUTH required; default 127.0.0.1:5870 */
+    char *smtps_listen;      /* implicit TLS submission; default 127.0.0.1:4650 */
+    char *banner;            /* text after "220 hostname"; default "ESMTP Postern" */
+    int64_t command_line_limit;   /* bytes per command line incl. CRLF; default 2048 */
+    int64_t data_line_limit;      /* bytes per DATA line incl. CRLF; default 1000 (RFC 5321 4.5.3.1.6) */
+    int64_t message_size_limit;   /* bytes; default 10M */
+    int64_t max_recipients;       /* per message; default 100 */
+    int64_t max_errors;           /* per session before disconnect; default 10 */
+    int64_t command_timeout;      /* seconds; default 300 (RFC 5321 4.5.3.2.7) */
+    int64_t data_timeout;         /* seconds for a DATA block; default 600 */
+    int64_t max_connections;      /* total; default 1000 */
+    int64_t max_connections_per_ip; /* default 50 */
+    int vrfy;                     /* default no */
+    int starttls;                 /* offer STARTTLS on smtp/submission; default yes */
+    int auth_requires_tls;        /* default yes (never offer AUTH in clear) */
+    struct cfg_list trusted_networks; /* CIDRs allowed to relay without AUTH; default empty */
+
+    /* [local] */
+    struct cfg_list local_domains; /* default: localhost and hostname */
+    char *mail_dir;                /* Maildirs are <mail_dir>/<user>/; default <var>/mail */
+
+    /* [queue] */
+    int64_t queue_scan_interval;   /* seconds between full spool scans; default 60 */
+    int64_t delivery_batch;        /* messages delivered per fsync batch; default 64 */
+
+    /* derived at load, not keys */
+    char *spool_dir;   /* <var>/spool */
+    char *db_path;     /* <var>/postern.db */
+    char *run_dir;     /* <var>/run */
+    char *config_path; /* the file read, or NULL for embedded defaults */
+};
+
+/*
+ * cfg_load - read path (may be NULL: embedded defaults only) into a new cfg.
+ * On error returns NULL and writes "file:line: key: reason" into errbuf.
+ * Caller frees with cfg_free().
+ */
+struct cfg *cfg_load(const char *path, char *errbuf, size_t errlen);
+
+/* cfg_load_string - same, from an in-memory INI text (tests, fuzzing). name is used in errors. */
+struct cfg *cfg_load_string(const char *text, const char *name, char *errbuf, size_t errlen);
+
+/* cfg_free - free *c and set it to NULL. */
+void cfg_free(struct cfg **c);
+
+/* cfg_dump - write every key with its effective value as INI text to fd (for `postern check-config -v`). */
+PST_MUST_CHECK int cfg_dump(const struct cfg *c, int fd);
+
+/* cfg_is_local_domain - case-insensitive match of domain against local_domains. */
+int cfg_is_local_domain(const struct cfg *c, const char *domain);
+
+#endif
