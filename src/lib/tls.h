@@ -22,7 +22,8 @@
 PST_MUST_CHECK int tls_ensure_selfsigned(const char *cert_path, const char *key_path,
                                          const char *hostname);
 
-/* tls_server_ctx_new - load cert chain and key; min_version "1.2" or "1.3". NULL on error (logged). */
+/* tls_server_ctx_new - load cert chain and key; min_version "1.2" or "1.3". NULL on error (logged).
+ */
 SSL_CTX *tls_server_ctx_new(const char *cert_path, const char *key_path, const char *min_version);
 
 /* tls_log_errors - log and clear OpenSSL's error queue, each line prefixed with what. */

@@ -21,7 +21,8 @@ typedef void (*worker_fn)(void *arg);
 /* worker_pool_new - nthreads >= 1 threads. Borrowed: base. Caller frees with worker_pool_free(). */
 struct worker_pool *worker_pool_new(struct event_base *base, int nthreads);
 
-/* worker_pool_free - stop the threads after the queued jobs; pending done() callbacks are not run. */
+/* worker_pool_free - stop the threads after the queued jobs; pending done() callbacks are not run.
+ */
 void worker_pool_free(struct worker_pool **p);
 
 /*
