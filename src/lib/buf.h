@@ -38,7 +38,8 @@ void buf_release(buf_t *b);
 PST_MUST_CHECK int buf_append(buf_t *b, const void *data, size_t len);
 PST_MUST_CHECK int buf_append_str(buf_t *b, const char *s);
 PST_MUST_CHECK int buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-PST_MUST_CHECK int buf_vprintf(buf_t *b, const char *fmt, va_list ap);
+PST_MUST_CHECK int buf_vprintf(buf_t *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 /* buf_reset - set len to 0; keeps the allocation. */
 void buf_reset(buf_t *b);

@@ -10,12 +10,14 @@
  * mutable state a process has besides its event base.
  *
  * Types of values:
- *   string    any text; leading/trailing blanks trimmed
+ *   string    any text without control characters; leading/trailing blanks trimmed
+ *   path      a string made absolute against the current directory at load
+ *   enum      one word out of a fixed set (case-insensitive)
  *   bool      yes/no, true/false, on/off, 1/0
  *   int       decimal integer within [min, max]
  *   size      integer with optional k/K, m/M, g/G suffix (powers of 1024)
  *   duration  integer with optional s, m, h, d suffix (default seconds)
- *   list      comma- or blank-separated words
+ *   list      comma- or blank-separated words; may continue on indented lines
  *   listen    host:port or [v6]:port; empty disables the listener
  */
 #ifndef POSTERN_CONFIG_H
@@ -23,6 +25,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "err.h"
 
@@ -49,6 +52,7 @@ struct cfg {
     char *tls_min_version;   /* "1.2" or "1.3"; default 1.2 */
 
     /* [smtpd] */
+    /* listeners: never NULL; "" means disabled */
     char *smtp_listen;       /* relay/MX listener; default 127.0.0.1:2525 */
     char *submission_listen; /* STARTTLS + AUTH required; default 127.0.0.1:5870 */
     char *smtps_listen;      /* implicit TLS submission; default 127.0.0.1:4650 */
@@ -98,7 +102,12 @@ void cfg_free(struct cfg **c);
 /* cfg_dump - write every key with its effective value as INI text to fd (for `postern check-config -v`). */
 PST_MUST_CHECK int cfg_dump(const struct cfg *c, int fd);
 
-/* cfg_is_local_domain - case-insensitive match of domain against local_domains. */
+/* cfg_is_local_domain - 1 if domain (borrowed) matches one of local_domains,
+ * case-insensitively, ignoring a trailing dot; else 0. */
 int cfg_is_local_domain(const struct cfg *c, const char *domain);
+
+/* cfg_is_trusted - 1 if the client address sa (borrowed) lies in one of trusted_networks
+ * (IPv4-mapped IPv6 clients match IPv4 networks); else 0. */
+int cfg_is_trusted(const struct cfg *c, const struct sockaddr *sa);
 
 #endif

@@ -22,7 +22,7 @@ struct netaddr_cidr {
     unsigned prefix;      /* 0..32 or 0..128 */
 };
 
-/* netaddr_parse_listen - "host:port", "[v6]:port" or ":port" (all addresses) into *ss/*sslen. Numeric hosts only. */
+/* netaddr_parse_listen - "host:port", "[v6]:port" or ":port" (all addresses) into *ss and *sslen. Numeric hosts only. */
 PST_MUST_CHECK int netaddr_parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t *sslen);
 
 /* netaddr_listen - socket(), SO_REUSEADDR, bind, listen(backlog), O_NONBLOCK|FD_CLOEXEC. Returns fd or PST_EIO (errno set). */

@@ -123,14 +123,6 @@ void smtpd_server_ip_release(struct smtpd_server *srv, const struct sockaddr *sa
     }
 }
 
-int smtpd_server_is_trusted(const struct smtpd_server *srv, const struct sockaddr *sa)
-{
-    for (size_t i = 0; i < srv->ntrusted; i++)
-        if (netaddr_cidr_match(&srv->trusted[i], sa))
-            return 1;
-    return 0;
-}
-
 /* ---- accepting ---- */
 
 struct smtpd_listener {
@@ -203,11 +195,6 @@ static int smtpd_setup(struct smtpd_server *srv, const struct cfg *cfg)
     srv->ipbuckets = calloc(SMTPD_IP_BUCKETS, sizeof *srv->ipbuckets);
     if (!srv->ipbuckets)
         return PST_ENOMEM;
-    for (size_t i = 0; i < cfg->trusted_networks.n; i++) {
-        if (netaddr_parse_cidr(cfg->trusted_networks.v[i], &srv->trusted[i]) < 0)
-            return PST_ECONFIG; /* config.c validated it; a failure here is a bug */
-        srv->ntrusted++;
-    }
     srv->tls = tls_server_ctx_new(cfg->tls_cert, cfg->tls_key, cfg->tls_min_version);
     if (!srv->tls)
         log_warn("smtpd tls_unavailable cert=%s reason=\"cannot load certificate\"", cfg->tls_cert);

@@ -32,8 +32,6 @@ struct smtpd_server {
     struct spool_committer *committer; /* owned */
     struct worker_pool *workers;       /* owned */
     struct userdb *users;              /* owned */
-    struct netaddr_cidr trusted[CFG_MAX_LIST];
-    size_t ntrusted;
     size_t nsessions;
     uint64_t next_session;
     struct smtpd_ipcount **ipbuckets; /* owned: hash of client address -> sessions */
@@ -42,8 +40,5 @@ struct smtpd_server {
 
 /* smtpd_server_ip_release - a session from sa ended: decrement its per-IP count. */
 void smtpd_server_ip_release(struct smtpd_server *srv, const struct sockaddr *sa);
-
-/* smtpd_server_is_trusted - 1 if sa is in trusted_networks. */
-int smtpd_server_is_trusted(const struct smtpd_server *srv, const struct sockaddr *sa);
 
 #endif

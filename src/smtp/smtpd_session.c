@@ -220,7 +220,7 @@ static int smtpd_lookup_user(struct smtpd_session *s, const struct mailaddr *a, 
 
 static int smtpd_may_relay(const struct smtpd_session *s)
 {
-    return s->authed || smtpd_server_is_trusted(s->srv, (const struct sockaddr *)&s->peer);
+    return s->authed || cfg_is_trusted(s->srv->cfg, (const struct sockaddr *)&s->peer);
 }
 
 static const char *smtpd_proto(const struct smtpd_session *s)
