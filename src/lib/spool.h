@@ -7,14 +7,17 @@
  *   incoming/<qid>   committed: complete, fsync'd, renamed, directory fsync'd
  *
  * A message is acknowledged (250) only after spool_commit() reports success,
- * i.e. after the data and the rename are on stable storage. Removing a
- * message (spool_remove) unlinks it and fsyncs the directory.
+ * i.e. after the data and the rename are on stable storage. Removing
+ * messages: spool_remove() unlinks each, then one spool_sync_dir() fsyncs
+ * the directory for the whole batch.
  *
  * File format (version 1). An envelope of text lines, each "key value\n",
  * values with no CR/LF/NUL (addresses are validated before they get here;
  * free text is %XX-escaped for bytes < 0x21, '%' and 0x7f), then a line
  * "data\n", then the message content (CRLF line ends, dot-unstuffed, with
- * Postern's Received: header first) to the end of the file:
+ * Postern's Received: header first) to the end of the file. In practice
+ * the writer escapes every value this way and the reader decodes every
+ * value, so an address with a space or '%' survives a round trip:
  *
  *   postern-spool 1
  *   qid 0192F3A4B5C6D7E8

@@ -16,7 +16,37 @@
 /* qmgr_run - run the queue manager's event loop until SIGTERM/SIGINT. Returns 0 or PST_E*. */
 PST_MUST_CHECK int qmgr_run(const struct cfg *cfg);
 
-/* qmgr_wake - send a wake-up datagram (non-blocking; failures ignored: the scan timer covers them). */
+/* qmgr_wake - send a wake-up datagram (non-blocking; failures are ignored: the scan
+ * timer covers them). */
 void qmgr_wake(const struct cfg *cfg);
+
+/* ---- one delivery pass, without the event loop (qmgr_run and tests) ---- */
+
+struct qmgr;
+
+/* What one pass did (counts of recipients, except messages/removed/quarantined). */
+struct qmgr_pass_stats {
+    size_t messages;    /* spool files looked at */
+    size_t delivered;   /* recipients written to a Maildir in this pass */
+    size_t failed;      /* recipients with a final failure (unknown user) */
+    size_t deferred;    /* recipients left for a later pass (no transport yet, temporary error) */
+    size_t removed;     /* spool files removed (every recipient final) */
+    size_t quarantined; /* malformed spool files moved to corrupt/ */
+};
+
+/*
+ * qmgr_new - a queue manager context for cfg (borrowed, must outlive it):
+ * opens the user database. Caller frees with qmgr_free().
+ */
+PST_MUST_CHECK int qmgr_new(const struct cfg *cfg, struct qmgr **out);
+void qmgr_free(struct qmgr **q);
+
+/*
+ * qmgr_deliver_pass - scan incoming/ once and deliver everything deliverable
+ * in batches of cfg->delivery_batch messages. st (may be NULL) is filled.
+ * Returns 0, or PST_E* if the spool cannot be scanned; per-message problems
+ * are logged and counted, not returned.
+ */
+PST_MUST_CHECK int qmgr_deliver_pass(struct qmgr *q, struct qmgr_pass_stats *st);
 
 #endif
