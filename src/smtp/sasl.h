@@ -30,10 +30,15 @@ PST_MUST_CHECK int sasl_b64_encode(const unsigned char *in, size_t inlen, char *
  * An authzid, if present, must equal authcid (no proxy authorisation).
  * Fills user/pass (NUL-terminated). Returns 0, PST_EINVAL, or PST_ELIMIT.
  */
-PST_MUST_CHECK int sasl_plain_parse(const char *b64, size_t len, char *user, size_t usz,
-                                    char *pass, size_t psz);
+PST_MUST_CHECK int sasl_plain_parse(const char *b64, size_t len, char *user, size_t usz, char *pass,
+                                    size_t psz);
 
-/* sasl_login_parse - decode one base64 LOGIN response (user name or password) into out. */
+/*
+ * sasl_login_parse - decode one base64 LOGIN response (user name or password)
+ * into out (NUL-terminated). Returns 0; PST_EINVAL for bad base64, an empty
+ * value or a NUL inside; PST_ELIMIT if it does not fit in outsz. The session
+ * must treat a "*" line as the client cancelling (RFC 4954 4) before calling.
+ */
 PST_MUST_CHECK int sasl_login_parse(const char *b64, size_t len, char *out, size_t outsz);
 
 #endif

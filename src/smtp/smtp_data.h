@@ -17,6 +17,12 @@
  *   SMTP_DATA_BARE_LF / BARE_CR  a LF not preceded by CR, a CR not followed by LF
  *   SMTP_DATA_NUL            a NUL byte
  *   SMTP_DATA_SINK_ERROR     the sink returned an error
+ *
+ * Counting: the line length counts RECEIVED bytes of a line including CRLF,
+ * the stuffing dot and the terminating ".\r\n" line; the size limit and
+ * smtp_data_total() count CONTENT bytes (after unstuffing, without the
+ * terminator), and the total keeps counting after a violation. CR LF is
+ * passed to the sink as a unit; a sink never sees a lone CR or LF, nor NUL.
  */
 #ifndef POSTERN_SMTP_DATA_H
 #define POSTERN_SMTP_DATA_H
@@ -48,10 +54,10 @@ struct smtp_data {
     size_t line_limit;
     uint64_t size_limit;
     uint64_t line_len;
-    uint64_t total;          /* content bytes produced (after unstuffing) */
+    uint64_t total; /* content bytes produced (after unstuffing) */
     enum smtp_data_result result;
     int done;
-    int pending_cr;          /* RAW mode: last byte of previous chunk was CR */
+    int pending_cr; /* RAW mode: last byte of previous chunk was CR */
 };
 
 /* smtp_data_init - start reading one message. A limit of 0 means "no limit". */
@@ -67,14 +73,20 @@ void smtp_data_init(struct smtp_data *d, enum smtp_data_mode mode, size_t line_l
 size_t smtp_data_feed(struct smtp_data *d, const char *in, size_t len, smtp_data_sink sink,
                       void *arg);
 
-/* smtp_data_end_chunk - RAW mode: call after the last chunk (BDAT LAST) to check a trailing bare CR. */
+/*
+ * smtp_data_end_chunk - RAW mode: call at the end of every BDAT chunk. With
+ * last=0 nothing changes (a CR ending this chunk may still meet its LF in
+ * the next one); with last=1 (BDAT ... LAST) a trailing CR is a bare CR and
+ * smtp_data_done() becomes 1. No-op in DOT mode.
+ */
 void smtp_data_end_chunk(struct smtp_data *d, int last);
 
 int smtp_data_done(const struct smtp_data *d);
 enum smtp_data_result smtp_data_result(const struct smtp_data *d);
 uint64_t smtp_data_total(const struct smtp_data *d);
 
-/* smtp_data_result_reply - the reply line (no CRLF) for a non-OK result, e.g. "552 5.3.4 Message too big". */
+/* smtp_data_result_reply - the reply line (no CRLF) for a non-OK result, e.g. "552 5.3.4 Message
+ * too big". */
 const char *smtp_data_result_reply(enum smtp_data_result r);
 
 #endif

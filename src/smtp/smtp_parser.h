@@ -58,21 +58,21 @@ enum smtp_notify_bits {
 
 struct smtp_cmd {
     enum smtp_verb verb;
-    char verb_text[16];        /* the verb as sent, for logs (truncated) */
+    char verb_text[16];         /* the verb as sent, for logs (truncated) */
     char arg[SMTP_ARG_MAX + 1]; /* HELO/EHLO domain, AUTH "MECH [initial]", VRFY/HELP text */
 
-    struct mailaddr addr;      /* MAIL / RCPT path */
+    struct mailaddr addr; /* MAIL / RCPT path */
 
     /* MAIL parameters */
     int has_size;
     uint64_t size;
     enum smtp_body body;
     int smtputf8;
-    int ret;                   /* 0 none, 1 FULL, 2 HDRS */
+    int ret; /* 0 none, 1 FULL, 2 HDRS */
     char envid[SMTP_ENVID_MAX + 1];
 
     /* RCPT parameters */
-    unsigned notify;           /* SMTP_NOTIFY_* bits, 0 = not given */
+    unsigned notify;                /* SMTP_NOTIFY_* bits, 0 = not given */
     char orcpt[SMTP_ORCPT_MAX + 1]; /* "rfc822;addr" as given (xtext), "" = none */
 
     /* BDAT */
@@ -81,11 +81,24 @@ struct smtp_cmd {
 };
 
 /*
+ * Reply for a RCPT whose address holds non-ASCII (cmd.addr.has_utf8) in a
+ * transaction whose MAIL had no SMTPUTF8. The parser cannot know that state,
+ * so RCPT is parsed with MAILADDR_ALLOW_UTF8 and the session must check.
+ * (MAIL itself gets this reply from the parser.) RFC 6531, RFC 6533 X.6.7.
+ */
+#define SMTP_REPLY_NEED_SMTPUTF8 "553 5.6.7 Non-ASCII address requires SMTPUTF8"
+
+/*
  * smtp_cmd_parse - parse line[0..len) (no CRLF). On success returns 0 and
  * fills *cmd. An unrecognised verb returns 0 with verb SMTP_V_UNKNOWN (the
  * session answers 500). On a syntax error returns PST_EINVAL or PST_ELIMIT
  * and sets *reply to a static string holding the full reply line without
- * CRLF, e.g. "501 5.1.7 Bad sender address syntax".
+ * CRLF, e.g. "501 5.1.7 Bad sender address syntax"; cmd->verb and
+ * cmd->verb_text are still set then, other fields are unspecified.
+ * *reply is NULL on success. Trailing spaces on the line are ignored.
+ * AUTH: arg is "MECH" or "MECH initial-response", MECH upper-cased.
+ * BDAT: a syntax error means the session can no longer find the end of the
+ * chunk and should close the connection after the reply.
  */
 PST_MUST_CHECK int smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *cmd,
                                   const char **reply);
