@@ -8,7 +8,9 @@
  */
 #include "cmd_user.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <termios.h>
 #include <unistd.h>
@@ -90,6 +92,11 @@ int cmd_user_main(const struct cfg *cfg, int argc, char **argv)
                 "postern: invalid user name '%s': use 1-64 of a-z 0-9 . _ - "
                 "(not starting with . or -)\n",
                 name);
+        return 1;
+    }
+    /* The database lives in var/; a user may be added before the first `serve`. */
+    if (mkdir(cfg->var_dir, 0755) < 0 && errno != EEXIST) {
+        fprintf(stderr, "postern: cannot create %s: %s\n", cfg->var_dir, strerror(errno));
         return 1;
     }
     struct userdb *db = NULL;

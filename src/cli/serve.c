@@ -5,7 +5,7 @@
  *   1. create <var>/{run,spool,mail,tls} and the spool subdirectories;
  *   2. make a self-signed certificate if none is configured/present;
  *   3. open the state database once (creates the schema);
- *   4. bind every configured listener;
+ *   4. load the TLS certificate and key (while still root) and bind every listener;
  *   5. when running as root: chown var/ to run_user, setgroups/setgid/setuid
  *      to it (and refuse to go on if uid 0 could be regained);
  *   6. optionally daemonize; write <run>/postern.pid;
@@ -51,6 +51,7 @@
 #define SERVE_STOP_GRACE 10
 #define SERVE_LISTEN_BACKLOG 1024
 #define SERVE_PATH_MAX 4096
+#define SERVE_DEFAULT_USER "postern"
 
 enum serve_child_kind { SERVE_SMTPD = 0, SERVE_QMGR, SERVE__NCHILD };
 
@@ -122,8 +123,8 @@ static int serve_bind(struct serve_state *st)
 /* serve_chown_tree - give var/ to the unprivileged user (only the entries we create and use). */
 static int serve_chown_tree(const struct cfg *cfg, uid_t uid, gid_t gid)
 {
-    const char *paths[] = {cfg->var_dir, cfg->run_dir, cfg->mail_dir, cfg->spool_dir,
-                           cfg->db_path, cfg->tls_key, cfg->tls_cert};
+    /* TLS keys are not given away: the supervisor loads them before dropping privileges. */
+    const char *paths[] = {cfg->var_dir, cfg->run_dir, cfg->mail_dir, cfg->spool_dir, cfg->db_path};
     for (size_t i = 0; i < PST_ARRAY_LEN(paths); i++) {
         if (lchown(paths[i], uid, gid) < 0 && errno != ENOENT) {
             fprintf(stderr, "postern: chown %s: %s\n", paths[i], strerror(errno));
@@ -145,11 +146,36 @@ static int serve_chown_tree(const struct cfg *cfg, uid_t uid, gid_t gid)
     return 0;
 }
 
+/*
+ * serve_create_user - first start as root with the default run_user: create
+ * the system account, as a package's install script would. Only for the
+ * default name; a configured user must exist.
+ */
+static int serve_create_user(void)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return PST_EIO;
+    if (pid == 0) {
+        execl("/usr/sbin/useradd", "useradd", "--system", "--no-create-home", "--home-dir",
+              "/nonexistent", "--shell", "/usr/sbin/nologin", SERVE_DEFAULT_USER, (char *)NULL);
+        _exit(127);
+    }
+    int status;
+    if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return PST_EIO;
+    log_info("serve created_user user=%s reason=\"default run_user did not exist\"",
+             SERVE_DEFAULT_USER);
+    return 0;
+}
+
 static int serve_drop_privileges(const struct cfg *cfg)
 {
     if (geteuid() != 0)
         return 0;
     struct passwd *pw = getpwnam(cfg->run_user);
+    if (!pw && strcmp(cfg->run_user, SERVE_DEFAULT_USER) == 0 && serve_create_user() == 0)
+        pw = getpwnam(cfg->run_user);
     if (!pw) {
         fprintf(stderr,
                 "postern: run_user '%s' does not exist; create it (useradd -r %s) or set "
@@ -361,6 +387,11 @@ int serve_main(struct cfg *cfg, int daemonize)
         return 1;
     }
     userdb_close(&db);
+    st.fds.tls = tls_server_ctx_new(cfg->tls_cert, cfg->tls_key, cfg->tls_min_version);
+    if (!st.fds.tls)
+        log_warn("serve tls_unavailable cert=%s reason=\"cannot load certificate or key\" "
+                 "effect=\"no STARTTLS, no implicit-TLS listener\"",
+                 cfg->tls_cert);
     if (serve_bind(&st) < 0)
         return 1;
     if (serve_drop_privileges(cfg) < 0)
@@ -389,6 +420,8 @@ int serve_main(struct cfg *cfg, int daemonize)
         if (st.fds.fd[k] >= 0)
             close(st.fds.fd[k]);
     serve_remove_pid(cfg, "postern");
+    if (st.fds.tls)
+        SSL_CTX_free(st.fds.tls);
     log_info("serve stopped");
     return 0;
 }

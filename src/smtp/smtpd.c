@@ -14,8 +14,8 @@
  * saw 250 for anything not committed, so nothing acknowledged is lost).
  *
  * Failure policy: start-up problems (event base, database, listeners)
- * return an error; a missing or broken TLS certificate is logged and only
- * disables STARTTLS and the implicit-TLS listener.
+ * return an error; without a TLS context (the supervisor could not load the
+ * certificate) STARTTLS is not offered and the implicit-TLS listener is off.
  */
 #include "smtpd.h"
 
@@ -186,7 +186,7 @@ static void smtpd_on_signal(evutil_socket_t sig, short what, void *arg)
 
 /* ---- set-up and tear-down ---- */
 
-static int smtpd_setup(struct smtpd_server *srv, const struct cfg *cfg)
+static int smtpd_setup(struct smtpd_server *srv, const struct cfg *cfg, SSL_CTX *tls)
 {
     srv->cfg = cfg;
     srv->base = event_base_new();
@@ -195,9 +195,7 @@ static int smtpd_setup(struct smtpd_server *srv, const struct cfg *cfg)
     srv->ipbuckets = calloc(SMTPD_IP_BUCKETS, sizeof *srv->ipbuckets);
     if (!srv->ipbuckets)
         return PST_ENOMEM;
-    srv->tls = tls_server_ctx_new(cfg->tls_cert, cfg->tls_key, cfg->tls_min_version);
-    if (!srv->tls)
-        log_warn("smtpd tls_unavailable cert=%s reason=\"cannot load certificate\"", cfg->tls_cert);
+    srv->tls = tls;
     int rc = userdb_open(cfg->db_path, &srv->users);
     if (rc < 0) {
         log_error("smtpd userdb_open_failed path=%s err=\"%s\"", cfg->db_path, err_str(rc));
@@ -215,8 +213,6 @@ static void smtpd_teardown(struct smtpd_server *srv)
     spool_committer_free(&srv->committer); /* drains in-flight commits */
     worker_pool_free(&srv->workers);
     userdb_close(&srv->users);
-    if (srv->tls)
-        SSL_CTX_free(srv->tls);
     /* Sessions still open are dropped with the process; their buckets go with it. */
     free(srv->ipbuckets);
     if (srv->base)
@@ -232,7 +228,7 @@ int smtpd_run(const struct cfg *cfg, const struct smtpd_listen_fds *fds)
     struct event *sigs[2] = {NULL, NULL};
 
     signal(SIGPIPE, SIG_IGN);
-    int rc = smtpd_setup(&srv, cfg);
+    int rc = smtpd_setup(&srv, cfg, fds->tls);
     if (rc < 0)
         goto out;
     for (int k = 0; k < SMTPD_PORT__COUNT; k++) {

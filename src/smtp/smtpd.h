@@ -19,8 +19,12 @@ enum smtpd_port_kind {
     SMTPD_PORT__COUNT
 };
 
+struct ssl_ctx_st;
+
 struct smtpd_listen_fds {
     int fd[SMTPD_PORT__COUNT]; /* -1 when the listener is disabled; borrowed */
+    struct ssl_ctx_st *tls;    /* server TLS context loaded before privileges were dropped
+                                  (keys stay readable by root only); borrowed; NULL: no TLS */
 };
 
 /* smtpd_run - serve until SIGTERM/SIGINT. Returns 0, or PST_E* if start-up failed. */

@@ -11,7 +11,9 @@
  *                         |                              |           (LAST) |
  *                         +---------- COMMIT <-----------+-------------------+
  *   AUTH / AUTHCHECK: AUTH continuation lines and the password check on a
- *   worker thread.  STARTTLS resets to INIT.  CLOSING: flush replies, then free.
+ *   worker thread.  TLSWAIT: STARTTLS's 220 is being flushed; then the socket
+ *   gets a TLS bufferevent and the session is back in INIT.  CLOSING: flush
+ *   replies, then free.
  *
  * RFCs: 5321 (SMTP), 2920 (PIPELINING: commands are processed in order from
  * the input buffer and replies are written in order; input processing
@@ -80,6 +82,7 @@ enum smtpd_state {
     SMTPD_S_COMMIT,
     SMTPD_S_AUTH,
     SMTPD_S_AUTHCHECK,
+    SMTPD_S_TLSWAIT,
     SMTPD_S_CLOSING,
     SMTPD_S__COUNT
 };
@@ -89,7 +92,7 @@ enum smtpd_state {
 
 static const char *const smtpd_state_names[SMTPD_S__COUNT] = {
     "INIT",     "READY",  "MAIL", "RCPT",      "DATA",    "BDAT",
-    "CHUNKING", "COMMIT", "AUTH", "AUTHCHECK", "CLOSING",
+    "CHUNKING", "COMMIT", "AUTH", "AUTHCHECK", "TLSWAIT", "CLOSING",
 };
 
 enum smtpd_auth_mech {
@@ -518,21 +521,20 @@ static void smtpd_cmd_help(struct smtpd_session *s, const struct smtp_cmd *c)
 
 /* ---- STARTTLS (RFC 3207) ---- */
 
-static int smtpd_attach_tls(struct smtpd_session *s, int fd_or_minus1)
+/* smtpd_attach_tls - put a server-side TLS bufferevent on fd (owned from now on). */
+static int smtpd_attach_tls(struct smtpd_session *s, int fd)
 {
     SSL *ssl = SSL_new(s->srv->tls);
-    if (!ssl)
+    if (!ssl) {
+        close(fd);
         return PST_ETLS;
-    struct bufferevent *bev;
-    int opts = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
-    if (fd_or_minus1 >= 0)
-        bev = bufferevent_openssl_socket_new(s->srv->base, fd_or_minus1, ssl,
-                                             BUFFEREVENT_SSL_ACCEPTING, opts);
-    else
-        bev = bufferevent_openssl_filter_new(s->srv->base, s->bev, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                             opts);
+    }
+    struct bufferevent *bev =
+        bufferevent_openssl_socket_new(s->srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                       BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     if (!bev) {
         SSL_free(ssl);
+        close(fd);
         return PST_ETLS;
     }
     bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
@@ -540,6 +542,31 @@ static int smtpd_attach_tls(struct smtpd_session *s, int fd_or_minus1)
     s->tls = 1;
     smtpd_install_callbacks(s);
     return 0;
+}
+
+/*
+ * smtpd_starttls_switch - the 220 is flushed and nothing was read after it:
+ * move the socket from the plain bufferevent to a TLS one. Using a socket
+ * TLS bufferevent rather than a filter keeps one layer and means "output
+ * empty" really is "written to the kernel".
+ */
+static void smtpd_starttls_switch(struct smtpd_session *s)
+{
+    evutil_socket_t fd = bufferevent_getfd(s->bev);
+    bufferevent_setfd(s->bev, -1);
+    bufferevent_free(s->bev);
+    s->bev = NULL;
+    if (smtpd_attach_tls(s, fd) < 0) {
+        tls_log_errors("starttls");
+        s->closed = 1;
+        smtpd_free(s);
+        return;
+    }
+    /* RFC 3207 4.2: the server must discard prior knowledge and go back to INIT. */
+    smtpd_txn_reset(s);
+    s->helo[0] = '\0';
+    s->esmtp = 0;
+    smtpd_set_state(s, SMTPD_S_INIT);
 }
 
 static void smtpd_cmd_starttls(struct smtpd_session *s, const struct smtp_cmd *c)
@@ -560,16 +587,9 @@ static void smtpd_cmd_starttls(struct smtpd_session *s, const struct smtp_cmd *c
         evbuffer_drain(in, junk);
         log_warn("smtpd starttls_injection id=%s discarded=%zu", s->id, junk);
     }
-    if (smtpd_attach_tls(s, -1) < 0) {
-        tls_log_errors("starttls");
-        smtpd_close(s, "tls setup failed");
-        return;
-    }
-    /* RFC 3207 4.2: the server must discard prior knowledge and go back to INIT. */
-    smtpd_txn_reset(s);
-    s->helo[0] = '\0';
-    s->esmtp = 0;
-    smtpd_set_state(s, SMTPD_S_INIT);
+    /* Read nothing more in clear: the next bytes are the client's TLS handshake. */
+    bufferevent_disable(s->bev, EV_READ);
+    smtpd_set_state(s, SMTPD_S_TLSWAIT);
 }
 
 /* ---- AUTH (RFC 4954) ---- */
@@ -1009,6 +1029,7 @@ static void smtpd_process_input(struct smtpd_session *s)
             break;
         case SMTPD_S_COMMIT:
         case SMTPD_S_AUTHCHECK:
+        case SMTPD_S_TLSWAIT:
         case SMTPD_S_CLOSING:
             return; /* resumed by the async completion */
         default:
@@ -1039,6 +1060,11 @@ static void smtpd_on_write(struct bufferevent *bev, void *arg)
     if (s->state == SMTPD_S_CLOSING) {
         if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
             smtpd_free(s);
+        return;
+    }
+    if (s->state == SMTPD_S_TLSWAIT) {
+        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+            smtpd_starttls_switch(s);
         return;
     }
     if (s->state != SMTPD_S_COMMIT && s->state != SMTPD_S_AUTHCHECK) {
@@ -1182,6 +1208,7 @@ int smtpd_session_start(struct smtpd_server *srv, int fd, const struct sockaddr 
         if (!srv->tls)
             goto fail;
         rc = smtpd_attach_tls(s, fd);
+        fd = -1; /* owned (or closed) by smtpd_attach_tls */
     } else {
         s->bev =
             bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
