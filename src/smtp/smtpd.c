@@ -40,6 +40,7 @@
 
 #define SMTPD_IP_BUCKETS 4096
 #define SMTPD_AUTH_THREADS 2
+#define SMTPD_ACCEPT_PAUSE_SEC 1
 
 struct smtpd_ipcount {
     uint8_t key[17]; /* family byte + up to 16 address bytes */
@@ -67,8 +68,9 @@ static void smtpd_ip_key(const struct sockaddr *sa, uint8_t key[17])
             key[0] = 4;
             memcpy(key + 1, &a->s6_addr[12], 4);
         } else {
+            /* One IPv6 client usually holds a whole /64: count per /64, not per address. */
             key[0] = 6;
-            memcpy(key + 1, a, 16);
+            memcpy(key + 1, a, 8);
         }
     }
 }
@@ -169,11 +171,38 @@ static void smtpd_on_accept(struct evconnlistener *lev, evutil_socket_t fd, stru
                   netaddr_to_str(sa, addr, sizeof addr), err_str(rc));
 }
 
+static void smtpd_listeners_enable(struct smtpd_server *srv, int on)
+{
+    for (int k = 0; k < SMTPD_PORT__COUNT; k++) {
+        if (!srv->lev[k])
+            continue;
+        if (on)
+            evconnlistener_enable(srv->lev[k]);
+        else
+            evconnlistener_disable(srv->lev[k]);
+    }
+}
+
+static void smtpd_on_accept_retry(evutil_socket_t fd, short what, void *arg)
+{
+    smtpd_listeners_enable(arg, 1);
+}
+
+/*
+ * smtpd_on_accept_error - typically EMFILE/ENFILE: the pending connection
+ * cannot be accepted, so the listener would fire again at once and spin.
+ * Pause every listener for SMTPD_ACCEPT_PAUSE_SEC; clients wait in the backlog.
+ */
 static void smtpd_on_accept_error(struct evconnlistener *lev, void *arg)
 {
+    struct smtpd_listener *l = arg;
+    struct smtpd_server *srv = l->srv;
     int err = EVUTIL_SOCKET_ERROR();
-    /* EMFILE/ENFILE: out of descriptors; keep running, connections retry. */
-    log_warn("smtpd accept_failed errno=%d error=\"%s\"", err, evutil_socket_error_to_string(err));
+    log_warn("smtpd accept_failed errno=%d error=\"%s\" action=\"pause listeners %ds\"", err,
+             evutil_socket_error_to_string(err), SMTPD_ACCEPT_PAUSE_SEC);
+    smtpd_listeners_enable(srv, 0);
+    struct timeval tv = {SMTPD_ACCEPT_PAUSE_SEC, 0};
+    event_add(srv->accept_retry, &tv);
 }
 
 static void smtpd_on_signal(evutil_socket_t sig, short what, void *arg)
@@ -203,7 +232,8 @@ static int smtpd_setup(struct smtpd_server *srv, const struct cfg *cfg, SSL_CTX 
     }
     srv->committer = spool_committer_new(srv->base, cfg->spool_dir);
     srv->workers = worker_pool_new(srv->base, SMTPD_AUTH_THREADS);
-    if (!srv->committer || !srv->workers)
+    srv->accept_retry = evtimer_new(srv->base, smtpd_on_accept_retry, srv);
+    if (!srv->committer || !srv->workers || !srv->accept_retry)
         return PST_ENOMEM;
     return 0;
 }
@@ -212,6 +242,8 @@ static void smtpd_teardown(struct smtpd_server *srv)
 {
     spool_committer_free(&srv->committer); /* drains in-flight commits */
     worker_pool_free(&srv->workers);
+    if (srv->accept_retry)
+        event_free(srv->accept_retry);
     userdb_close(&srv->users);
     /* Sessions still open are dropped with the process; their buckets go with it. */
     free(srv->ipbuckets);
@@ -247,6 +279,7 @@ int smtpd_run(const struct cfg *cfg, const struct smtpd_listen_fds *fds)
             goto out;
         }
         evconnlistener_set_error_cb(listeners[k].lev, smtpd_on_accept_error);
+        srv.lev[k] = listeners[k].lev;
     }
     sigs[0] = evsignal_new(srv.base, SIGTERM, smtpd_on_signal, &srv);
     sigs[1] = evsignal_new(srv.base, SIGINT, smtpd_on_signal, &srv);

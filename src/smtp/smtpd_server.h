@@ -24,6 +24,8 @@ struct spool_committer;
 struct worker_pool;
 struct userdb;
 struct smtpd_ipcount;
+struct evconnlistener;
+struct event;
 
 struct smtpd_server {
     const struct cfg *cfg;             /* borrowed */
@@ -34,7 +36,9 @@ struct smtpd_server {
     struct userdb *users;              /* owned */
     size_t nsessions;
     uint64_t next_session;
-    struct smtpd_ipcount **ipbuckets; /* owned: hash of client address -> sessions */
+    struct smtpd_ipcount **ipbuckets;              /* owned: hash of client address -> sessions */
+    struct evconnlistener *lev[SMTPD_PORT__COUNT]; /* owned, NULL when disabled */
+    struct event *accept_retry;                    /* owned: re-enables listeners after EMFILE */
     int stopping;
 };
 

@@ -45,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -286,8 +287,8 @@ static void smtpd_cmd_mail(struct smtpd_session *s, const struct smtp_cmd *c)
         smtpd_reject(s, "552 5.3.4 Message size exceeds fixed maximum message size");
         return;
     }
-    if (c->smtputf8 && !s->esmtp) {
-        smtpd_reject(s, "555 5.5.4 SMTPUTF8 requires EHLO");
+    if (!s->esmtp && (c->has_size || c->body || c->smtputf8 || c->ret || c->envid[0])) {
+        smtpd_reject(s, "555 5.5.4 ESMTP parameters require EHLO");
         return;
     }
     char from[MAILADDR_PATH_MAX + 8];
@@ -328,7 +329,13 @@ static void smtpd_cmd_rcpt(struct smtpd_session *s, const struct smtp_cmd *c)
     struct mailaddr a = c->addr;
 
     if (s->env->nrcpt >= (size_t)cfg->max_recipients) {
-        smtpd_reject(s, "452 4.5.3 Too many recipients");
+        /* Not counted as an error: RFC 5321 4.5.3.1.10 expects the client to send the
+         * remaining recipients in a later transaction. */
+        smtpd_reply(s, "452 4.5.3 Too many recipients");
+        return;
+    }
+    if (!s->esmtp && (c->notify || c->orcpt[0])) {
+        smtpd_reject(s, "555 5.5.4 ESMTP parameters require EHLO");
         return;
     }
     if (a.domain[0] == '\0') /* <Postmaster> (RFC 5321 4.1.1.3) */
@@ -533,8 +540,8 @@ static int smtpd_attach_tls(struct smtpd_session *s, int fd)
         bufferevent_openssl_socket_new(s->srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                        BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     if (!bev) {
-        SSL_free(ssl);
-        close(fd);
+        /* libevent 2.1 frees the SSL and closes fd itself on this failure (BEV_OPT_CLOSE_ON_FREE).
+         */
         return PST_ETLS;
     }
     bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
@@ -566,6 +573,9 @@ static void smtpd_starttls_switch(struct smtpd_session *s)
     smtpd_txn_reset(s);
     s->helo[0] = '\0';
     s->esmtp = 0;
+    s->authed = 0;
+    s->user[0] = '\0';
+    s->auth_mech = SMTPD_AUTH_NONE;
     smtpd_set_state(s, SMTPD_S_INIT);
 }
 
@@ -627,7 +637,7 @@ static void smtpd_auth_done(void *arg)
         smtpd_reject(s, "535 5.7.8 Authentication credentials invalid");
     }
     smtpd_auth_job_free(j);
-    if (!s->closed) {
+    if (!s->closed && !s->srv->stopping) {
         bufferevent_enable(s->bev, EV_READ);
         smtpd_process_input(s);
     }
@@ -638,8 +648,17 @@ static void smtpd_auth_check(struct smtpd_session *s, struct smtpd_auth_job *j)
 {
     for (char *p = j->user; *p; p++)
         *p = (char)tolower((unsigned char)*p);
-    j->have_hash = userdb_name_valid(j->user) &&
-                   userdb_get_hash(s->srv->users, j->user, j->hash, sizeof j->hash) == 0;
+    int rc = userdb_name_valid(j->user)
+                 ? userdb_get_hash(s->srv->users, j->user, j->hash, sizeof j->hash)
+                 : PST_ENOENT;
+    if (rc < 0 && rc != PST_ENOENT) {
+        log_error("smtpd auth_lookup_failed id=%s err=\"%s\"", s->id, err_str(rc));
+        smtpd_auth_job_free(j);
+        smtpd_set_state(s, SMTPD_S_READY);
+        smtpd_reject(s, "454 4.7.0 Temporary authentication failure");
+        return;
+    }
+    j->have_hash = rc == 0;
     j->s = s;
     j->handle =
         worker_submit(s->srv->workers, smtpd_auth_work, smtpd_auth_done, smtpd_auth_job_free, j);
@@ -819,8 +838,8 @@ static void smtpd_command_line(struct smtpd_session *s, const char *line, size_t
     const char *reply = NULL;
     if (smtp_cmd_parse(line, len, &cmd, &reply) < 0) {
         /* A malformed BDAT cannot be skipped safely: we do not know its size. */
-        if (cmd.verb == SMTP_V_BDAT) {
-            smtpd_reply(s, "%s", reply);
+        if (cmd.verb == SMTP_V_BDAT || (len >= 5 && strncasecmp(line, "BDAT ", 5) == 0)) {
+            smtpd_reply(s, "%s", reply ? reply : "501 5.5.4 Syntax: BDAT <size> [LAST]");
             smtpd_reply(s, "421 4.5.0 %s Cannot synchronize after bad BDAT", s->srv->cfg->hostname);
             smtpd_close(s, "bad bdat");
             return;
@@ -835,6 +854,10 @@ static void smtpd_command_line(struct smtpd_session *s, const char *line, size_t
     const struct smtpd_command *c = smtpd_find_command(cmd.verb);
     if (!c) {
         smtpd_reject(s, "502 5.5.1 Error: command not implemented");
+        return;
+    }
+    if (cmd.verb == SMTP_V_BDAT && !s->esmtp && s->state != SMTPD_S_INIT) {
+        smtpd_bdat_discard(s, &cmd, "503 5.5.1 Error: BDAT requires EHLO");
         return;
     }
     if (!(c->states & (1u << s->state))) {
@@ -879,6 +902,8 @@ static void smtpd_commit_done(void *arg, int err, const char *qid)
     smtpd_txn_reset(s);
     smtpd_set_state(s, SMTPD_S_READY);
     smtpd_arm_timer(s, (long)s->srv->cfg->command_timeout);
+    if (s->srv->stopping)
+        return; /* shutting down: the reply is best effort, take no new commands */
     bufferevent_enable(s->bev, EV_READ);
     smtpd_process_input(s);
 }
@@ -943,7 +968,8 @@ static int smtpd_read_bdat(struct smtpd_session *s, struct evbuffer *in)
         return 0;
     }
     smtp_data_end_chunk(&s->data, s->bdat_last);
-    if (s->bdat_last) {
+    if (s->bdat_last || s->bdat_failed || smtp_data_result(&s->data) != SMTP_DATA_OK) {
+        /* LAST, or a failed transaction: report now rather than take more chunks (RFC 3030 2). */
         smtpd_finish_message(s);
         return 0;
     }
