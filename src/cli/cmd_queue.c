@@ -94,7 +94,20 @@ int cmd_queue_main(const struct cfg *cfg, int argc, char **argv)
         }
         if (action[0] == 's')
             return cmd_queue_show(cfg, qid);
-        int rc = spool_remove(cfg->spool_dir, qid);
+        struct spool_env *env = NULL;
+        int fd = -1;
+        uint64_t len = 0;
+        int rc = spool_open(cfg->spool_dir, qid, &env, &fd, &len);
+        if (rc == PST_ENOENT) {
+            fprintf(stderr, "postern: queue delete %s: no such message\n", qid);
+            return 1;
+        }
+        if (rc == 0) {
+            close(fd);
+            spool_env_free(&env);
+        }
+        /* A malformed file (rc == PST_EINVAL) can still be deleted. */
+        rc = spool_remove(cfg->spool_dir, qid);
         if (rc == 0)
             rc = spool_sync_dir(cfg->spool_dir);
         if (rc < 0) {

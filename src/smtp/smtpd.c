@@ -272,8 +272,9 @@ int smtpd_run(const struct cfg *cfg, const struct smtpd_listen_fds *fds)
         }
         listeners[k].srv = &srv;
         listeners[k].kind = (enum smtpd_port_kind)k;
-        listeners[k].lev = evconnlistener_new(srv.base, smtpd_on_accept, &listeners[k],
-                                              LEV_OPT_CLOSE_ON_EXEC, -1, fds->fd[k]);
+        listeners[k].lev =
+            evconnlistener_new(srv.base, smtpd_on_accept, &listeners[k], LEV_OPT_CLOSE_ON_EXEC,
+                               0 /* already listening */, fds->fd[k]);
         if (!listeners[k].lev) {
             rc = PST_EIO;
             goto out;

@@ -133,6 +133,7 @@ struct smtpd_session {
     int bdat_last;
     int bdat_failed;                    /* the transaction failed; read and drop chunks */
     struct spool_commit_ticket *ticket; /* while COMMIT */
+    time_t content_deadline;            /* DATA/BDAT must be complete by then (data_timeout) */
 
     /* AUTH */
     enum smtpd_auth_mech auth_mech;
@@ -158,6 +159,8 @@ static void smtpd_free(struct smtpd_session *s);
 static void smtpd_txn_reset(struct smtpd_session *s);
 static void smtpd_arm_timer(struct smtpd_session *s, long seconds);
 static void smtpd_install_callbacks(struct smtpd_session *s);
+static void smtpd_start_content_clock(struct smtpd_session *s);
+static void smtpd_arm_content_timer(struct smtpd_session *s);
 
 /* ------------------------------------------------------------------------- */
 /* state, replies, logging */
@@ -426,7 +429,7 @@ static void smtpd_cmd_data(struct smtpd_session *s, const struct smtp_cmd *c)
     smtp_data_init(&s->data, SMTP_DATA_DOT, (size_t)cfg->data_line_limit,
                    (uint64_t)cfg->message_size_limit);
     smtpd_set_state(s, SMTPD_S_DATA);
-    smtpd_arm_timer(s, (long)cfg->data_timeout);
+    smtpd_start_content_clock(s);
     smtpd_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
 
@@ -446,8 +449,12 @@ static void smtpd_cmd_bdat(struct smtpd_session *s, const struct smtp_cmd *c)
             s->bdat_failed = 1;
         }
     }
+    int first = s->state == SMTPD_S_RCPT;
     smtpd_set_state(s, SMTPD_S_BDAT);
-    smtpd_arm_timer(s, (long)cfg->data_timeout);
+    if (first)
+        smtpd_start_content_clock(s); /* data_timeout covers all chunks of the message */
+    else
+        smtpd_arm_content_timer(s);
 }
 
 /* BDAT outside a transaction: the chunk must still be read and dropped (RFC 3030 2). */
@@ -1076,7 +1083,7 @@ static void smtpd_on_read(struct bufferevent *bev, void *arg)
 {
     struct smtpd_session *s = arg;
     if (s->state == SMTPD_S_DATA || s->state == SMTPD_S_BDAT)
-        smtpd_arm_timer(s, (long)s->srv->cfg->data_timeout);
+        smtpd_arm_content_timer(s);
     smtpd_process_input(s);
 }
 
@@ -1136,6 +1143,15 @@ static void smtpd_on_timer(evutil_socket_t fd, short what, void *arg)
         smtpd_arm_timer(s, (long)s->srv->cfg->command_timeout);
         return; /* our own work is slow, not the client */
     }
+    SSL *ssl = s->tls ? bufferevent_openssl_get_ssl(s->bev) : NULL;
+    if (ssl && !SSL_is_init_finished(ssl)) {
+        /* No reply can be sent over a handshake that never finished. */
+        log_info("smtpd tls_timeout id=%s addr=%s", s->id, s->addr);
+        smtpd_close(s, "tls handshake timeout");
+        evbuffer_drain(bufferevent_get_output(s->bev), (size_t)-1);
+        smtpd_arm_timer(s, 0);
+        return;
+    }
     smtpd_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->srv->cfg->hostname);
     smtpd_close(s, "timeout");
 }
@@ -1144,6 +1160,25 @@ static void smtpd_arm_timer(struct smtpd_session *s, long seconds)
 {
     struct timeval tv = {seconds, 0};
     event_add(s->timer, &tv);
+}
+
+/*
+ * Content timing: while reading DATA/BDAT, silence longer than command_timeout
+ * (RFC 5321 4.5.3.2.7) ends the session, and the whole content must arrive
+ * within data_timeout of the DATA/first BDAT command, so a client dripping a
+ * line every few seconds cannot hold a session, a spool file and a buffer forever.
+ */
+static void smtpd_start_content_clock(struct smtpd_session *s)
+{
+    s->content_deadline = time(NULL) + (time_t)s->srv->cfg->data_timeout;
+    smtpd_arm_content_timer(s);
+}
+
+static void smtpd_arm_content_timer(struct smtpd_session *s)
+{
+    time_t left = s->content_deadline - time(NULL);
+    long idle = (long)s->srv->cfg->command_timeout;
+    smtpd_arm_timer(s, left < 0 ? 0 : (left < idle ? (long)left : idle));
 }
 
 static void smtpd_install_callbacks(struct smtpd_session *s)

@@ -104,12 +104,13 @@ static struct maildir_msg msg(struct fx *f, const char *maildir, unsigned idx, u
 
 static int count_dir(const char *dir, const char *sub, char *first, size_t firstsz)
 {
-    char path[1024];
+    char path[4096];
     struct dirent *de;
     int n = 0;
     DIR *d;
 
-    snprintf(path, sizeof(path), "%s/%s", dir, sub);
+    int len = snprintf(path, sizeof(path), "%s/%s", dir, sub);
+    assert_true(len > 0 && (size_t)len < sizeof(path));
     d = opendir(path);
     assert_non_null(d);
     while ((de = readdir(d)) != NULL) {
