@@ -137,7 +137,7 @@ static const struct cfg_key cfg_keys[] = {
     {"smtpd", "command_timeout", CFG_T_DURATION, "300", 10, 3600, OFF(command_timeout), NULL, NULL,
      "idle time waiting for a command (RFC 5321 4.5.3.2.7)"},
     {"smtpd", "data_timeout", CFG_T_DURATION, "600", 10, 3600, OFF(data_timeout), NULL, NULL,
-     "idle time waiting for DATA/BDAT content"},
+     "total time allowed for one message's DATA/BDAT content (silence: command_timeout)"},
     {"smtpd", "max_connections", CFG_T_INT, "1000", 1, 100000, OFF(max_connections), NULL, NULL,
      "simultaneous SMTP connections, all listeners"},
     {"smtpd", "max_connections_per_ip", CFG_T_INT, "50", 1, 100000, OFF(max_connections_per_ip),
@@ -160,6 +160,37 @@ static const struct cfg_key cfg_keys[] = {
      NULL, "time between full scans of the spool"},
     {"queue", "delivery_batch", CFG_T_INT, "64", 1, 1024, OFF(delivery_batch), NULL, NULL,
      "messages delivered per fsync batch"},
+    {"queue", "first_retry", CFG_T_DURATION, "300", 1, 86400, OFF(first_retry), NULL, NULL,
+     "delay before the first retry of a deferred message (doubles per attempt, with jitter)"},
+    {"queue", "max_retry_interval", CFG_T_DURATION, "4000", 1, 86400, OFF(max_retry_interval),
+     NULL, NULL, "longest delay between two attempts"},
+    {"queue", "max_queue_lifetime", CFG_T_DURATION, "5d", 60, 100 * 86400, OFF(max_queue_lifetime),
+     NULL, NULL, "a message still undelivered after this is bounced"},
+    {"queue", "delay_warning", CFG_T_DURATION, "4h", 0, 30 * 86400, OFF(delay_warning), NULL, NULL,
+     "send the sender a delay notice after this long (0: never)"},
+    {"queue", "dest_concurrency", CFG_T_INT, "10", 1, 1000, OFF(dest_concurrency), NULL, NULL,
+     "simultaneous SMTP connections to one destination"},
+    {"queue", "transport_map", CFG_T_PATH, "", 0, 0, OFF(transport_map), NULL, NULL,
+     "per-domain routing file (docs/transport.md); empty: none"},
+
+    {"dns", "resolver", CFG_T_LIST, "", 0, 0, OFF(dns_resolver), NULL, NULL,
+     "forwarders as addr@port (e.g. 127.0.0.1@5353); empty: /etc/resolv.conf"},
+    {"dns", "dns_timeout", CFG_T_DURATION, "30", 1, 300, OFF(dns_timeout), NULL, NULL,
+     "time allowed for one DNS lookup"},
+
+    {"client", "smtp_port", CFG_T_INT, "25", 1, 65535, OFF(client_smtp_port), NULL, NULL,
+     "TCP port of remote MX hosts (tests point it at loopback servers)"},
+    {"client", "tls_policy", CFG_T_ENUM, "may", 0, 0, OFF(client_tls_policy),
+     "none|may|encrypt|verify", NULL,
+     "default outbound TLS: may = STARTTLS whenever offered; verify = certificate checked"},
+    {"client", "tls_ca_file", CFG_T_PATH, "/etc/ssl/certs/ca-certificates.crt", 0, 0,
+     OFF(client_tls_ca_file), NULL, NULL, "CA bundle for tls_policy verify"},
+    {"client", "connect_timeout", CFG_T_DURATION, "30", 1, 600, OFF(client_connect_timeout), NULL,
+     NULL, "time allowed to connect to a remote host"},
+    {"client", "command_timeout", CFG_T_DURATION, "300", 1, 3600, OFF(client_command_timeout),
+     NULL, NULL, "time allowed for each reply (RFC 5321 4.5.3.2)"},
+    {"client", "auth_file", CFG_T_PATH, "", 0, 0, OFF(client_auth_file), NULL, NULL,
+     "credentials for relay hosts: lines 'name user password' (keep it mode 0600)"},
 };
 /* clang-format on */
 
@@ -540,6 +571,8 @@ static int cfg_set(struct cfg *c, const struct cfg_key *k, const char *v, char *
             return PST_EINVAL;
         return cfg_set_str(c, k, v);
     case CFG_T_PATH:
+        if (v[0] == '\0' && k->def && k->def[0] == '\0')
+            return cfg_set_str(c, k, ""); /* optional path: empty means none */
         if (v[0] == '\0') {
             cfg_msg(why, whylen, "empty path");
             return PST_EINVAL;

@@ -78,6 +78,24 @@ struct cfg {
     /* [queue] */
     int64_t queue_scan_interval;   /* seconds between full spool scans; default 60 */
     int64_t delivery_batch;        /* messages delivered per fsync batch; default 64 */
+    int64_t first_retry;           /* seconds; default 300 */
+    int64_t max_retry_interval;    /* seconds; default 4000 */
+    int64_t max_queue_lifetime;    /* seconds; default 5 days */
+    int64_t delay_warning;         /* seconds; default 4 h; 0 = never */
+    int64_t dest_concurrency;      /* connections per destination; default 10 */
+    char *transport_map;           /* path or "" */
+
+    /* [dns] */
+    struct cfg_list dns_resolver;  /* "addr@port" forwarders; empty = /etc/resolv.conf */
+    int64_t dns_timeout;           /* seconds; default 30 */
+
+    /* [client] outbound SMTP */
+    int64_t client_smtp_port;       /* default 25 */
+    char *client_tls_policy;        /* none|may|encrypt|verify; default may */
+    char *client_tls_ca_file;       /* default Debian's CA bundle */
+    int64_t client_connect_timeout; /* seconds; default 30 */
+    int64_t client_command_timeout; /* seconds; default 300 */
+    char *client_auth_file;         /* path or "" */
 
     /* derived at load, not keys */
     char *spool_dir;   /* <var>/spool */

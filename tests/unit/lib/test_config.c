@@ -39,6 +39,40 @@ static void expect_error(const char *text, const char *want)
         fail_msg("error '%s' lacks '%s' for input: %s", err, want, text);
 }
 
+static void test_queue_dns_client_defaults(void **state)
+{
+    struct cfg *c = cfg_load_string("", "t.ini", err, sizeof(err));
+
+    assert_non_null(c);
+    assert_int_equal(c->first_retry, 300);
+    assert_int_equal(c->max_retry_interval, 4000);
+    assert_int_equal(c->max_queue_lifetime, 5 * 86400);
+    assert_int_equal(c->delay_warning, 4 * 3600);
+    assert_int_equal(c->dest_concurrency, 10);
+    assert_string_equal(c->transport_map, "");
+    assert_int_equal(c->dns_resolver.n, 0);
+    assert_int_equal(c->client_smtp_port, 25);
+    assert_string_equal(c->client_tls_policy, "may");
+    assert_string_equal(c->client_auth_file, "");
+    cfg_free(&c);
+
+    c = cfg_load_string("[dns]\nresolver = 127.0.0.1@5353, ::1@53\n[client]\ntls_policy = verify\n"
+                        "smtp_port = 2526\n[queue]\ndelay_warning = 0\n",
+                        "t.ini", err, sizeof(err));
+    assert_non_null(c);
+    assert_int_equal(c->dns_resolver.n, 2);
+    assert_string_equal(c->dns_resolver.v[0], "127.0.0.1@5353");
+    assert_string_equal(c->client_tls_policy, "verify");
+    assert_int_equal(c->client_smtp_port, 2526);
+    assert_int_equal(c->delay_warning, 0);
+    cfg_free(&c);
+
+    assert_null(cfg_load_string("[client]\ntls_policy = sometimes\n", "t.ini", err, sizeof(err)));
+    assert_non_null(strstr(err, "tls_policy"));
+    assert_null(cfg_load_string("[client]\nsmtp_port = 0\n", "t.ini", err, sizeof(err)));
+    assert_null(cfg_load_string("[tls]\ntls_cert =\n", "t.ini", err, sizeof(err)));
+}
+
 static void test_embedded_defaults(void **state)
 {
     char cwd[4096], want[4200];
@@ -459,6 +493,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_embedded_defaults),
+        cmocka_unit_test(test_queue_dns_client_defaults),
         cmocka_unit_test(test_empty_string_is_defaults),
         cmocka_unit_test(test_types),
         cmocka_unit_test(test_relative_paths),
