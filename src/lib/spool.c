@@ -66,6 +66,10 @@
 #define SPOOL_DIR_TMP "tmp"
 #define SPOOL_DIR_INCOMING "incoming"
 #define SPOOL_DIR_CORRUPT "corrupt"
+#define SPOOL_DIR_DEFERRED "deferred"
+#define SPOOL_DIR_HOLD "hold"
+#define SPOOL_DIR_STATE "state"
+#define SPOOL_STATE_LINE_MAX 2048
 
 /* NOTIFY keywords, RFC 3461 4.1; bit values equal SMTP_NOTIFY_* in smtp/smtp_parser.h. */
 static const struct {
@@ -779,14 +783,32 @@ void spool_commit_detach(struct spool_commit_ticket *t)
 
 /* ---------------------------------------------------------------- reading */
 
-int spool_scan(const char *spool_dir, spool_scan_cb cb, void *arg)
+static const char *spool_queue_dir(enum spool_queue q)
+{
+    switch (q) {
+    case SPOOL_Q_DEFERRED:
+        return SPOOL_DIR_DEFERRED;
+    case SPOOL_Q_HOLD:
+        return SPOOL_DIR_HOLD;
+    default:
+        return SPOOL_DIR_INCOMING;
+    }
+}
+
+const char *spool_queue_name(enum spool_queue q)
+{
+    return spool_queue_dir(q);
+}
+
+int spool_scan_queue(const char *spool_dir, enum spool_queue q, spool_scan_time_cb cb, void *arg)
 {
     char path[PATH_MAX];
     struct dirent *de;
+    struct stat st;
     DIR *d;
     int rc = 0;
 
-    if (spool_path(path, sizeof(path), spool_dir, SPOOL_DIR_INCOMING, NULL) != 0)
+    if (spool_path(path, sizeof(path), spool_dir, spool_queue_dir(q), NULL) != 0)
         return PST_ELIMIT;
     d = opendir(path);
     if (d == NULL)
@@ -801,11 +823,139 @@ int spool_scan(const char *spool_dir, spool_scan_cb cb, void *arg)
         }
         if (!spool_qid_valid(de->d_name))
             continue; /* ".", "..", editor leftovers: not ours */
-        if (cb(arg, de->d_name) != 0)
+        /* mtime is the next attempt time in deferred/ (set by spool_move). */
+        int64_t mtime =
+            fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 ? (int64_t)st.st_mtime : 0;
+        if (cb(arg, de->d_name, mtime) != 0)
             break;
     }
     closedir(d);
     return rc;
+}
+
+struct spool_scan_adapter {
+    spool_scan_cb cb;
+    void *arg;
+};
+
+static int spool_scan_adapt(void *arg, const char *qid, int64_t mtime)
+{
+    struct spool_scan_adapter *a = arg;
+    return a->cb(a->arg, qid);
+}
+
+int spool_scan(const char *spool_dir, spool_scan_cb cb, void *arg)
+{
+    struct spool_scan_adapter a = {cb, arg};
+    return spool_scan_queue(spool_dir, SPOOL_Q_INCOMING, spool_scan_adapt, &a);
+}
+
+int spool_locate(const char *spool_dir, const char *qid, enum spool_queue *q)
+{
+    static const enum spool_queue order[] = {SPOOL_Q_INCOMING, SPOOL_Q_DEFERRED, SPOOL_Q_HOLD};
+    char path[PATH_MAX];
+
+    if (!spool_qid_valid(qid))
+        return PST_EINVAL;
+    for (size_t i = 0; i < PST_ARRAY_LEN(order); i++) {
+        if (spool_path(path, sizeof(path), spool_dir, spool_queue_dir(order[i]), qid) != 0)
+            return PST_ELIMIT;
+        if (access(path, F_OK) == 0) {
+            *q = order[i];
+            return 0;
+        }
+    }
+    return PST_ENOENT;
+}
+
+int spool_move(const char *spool_dir, const char *qid, enum spool_queue from, enum spool_queue to,
+               int64_t mtime)
+{
+    char src[PATH_MAX], dst[PATH_MAX];
+
+    if (!spool_qid_valid(qid))
+        return PST_EINVAL;
+    if (spool_path(src, sizeof(src), spool_dir, spool_queue_dir(from), qid) != 0 ||
+        spool_path(dst, sizeof(dst), spool_dir, spool_queue_dir(to), qid) != 0)
+        return PST_ELIMIT;
+    if (mtime > 0) {
+        struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_sec = (time_t)mtime}};
+        if (utimensat(AT_FDCWD, src, ts, AT_SYMLINK_NOFOLLOW) != 0)
+            return errno == ENOENT ? PST_ENOENT : PST_EIO;
+    }
+    if (from != to && rename(src, dst) != 0)
+        return errno == ENOENT ? PST_ENOENT : PST_EIO;
+    /* Either directory holding the file is safe after a crash; sync the target for order. */
+    return from != to ? spool_fsync_sub(spool_dir, spool_queue_dir(to)) : 0;
+}
+
+/* ---- per-message delivery state: state/<qid>, one record per line, append-only ---- */
+
+int spool_state_append(const char *spool_dir, const char *qid, const char *record)
+{
+    char path[PATH_MAX];
+    char line[SPOOL_STATE_LINE_MAX];
+
+    if (!spool_qid_valid(qid))
+        return PST_EINVAL;
+    size_t len = strlen(record);
+    if (len + 1 >= sizeof(line) || memchr(record, '\n', len) != NULL)
+        return PST_ELIMIT;
+    memcpy(line, record, len);
+    line[len++] = '\n';
+    if (spool_path(path, sizeof(path), spool_dir, SPOOL_DIR_STATE, qid) != 0)
+        return PST_ELIMIT;
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return PST_EIO;
+    /* One write(2) per record: a process kill never leaves half a record; the page
+     * cache keeps it across the kill. A machine crash may lose it, which costs a
+     * duplicate delivery, never a lost one. */
+    ssize_t w = write(fd, line, len);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return w == (ssize_t)len ? 0 : PST_EIO;
+}
+
+int spool_state_read(const char *spool_dir, const char *qid, spool_state_cb cb, void *arg)
+{
+    char path[PATH_MAX];
+
+    if (!spool_qid_valid(qid))
+        return PST_EINVAL;
+    if (spool_path(path, sizeof(path), spool_dir, SPOOL_DIR_STATE, qid) != 0)
+        return PST_ELIMIT;
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return errno == ENOENT ? 0 : PST_EIO;
+    char line[SPOOL_STATE_LINE_MAX];
+    int rc = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        size_t len = strlen(line);
+        if (len == 0 || line[len - 1] != '\n')
+            break; /* a torn last record (cannot happen with one write) is ignored */
+        line[len - 1] = '\0';
+        if (cb(arg, line) != 0)
+            break;
+    }
+    if (ferror(f))
+        rc = PST_EIO;
+    fclose(f);
+    return rc;
+}
+
+int spool_state_remove(const char *spool_dir, const char *qid)
+{
+    char path[PATH_MAX];
+
+    if (!spool_qid_valid(qid))
+        return PST_EINVAL;
+    if (spool_path(path, sizeof(path), spool_dir, SPOOL_DIR_STATE, qid) != 0)
+        return PST_ELIMIT;
+    if (unlink(path) != 0 && errno != ENOENT)
+        return PST_EIO;
+    return 0;
 }
 
 /* Envelope reader: a small buffered line reader over the file. */
@@ -1053,6 +1203,12 @@ static int spool_parse_header(struct spool_reader *r, const char *qid, struct sp
 int spool_open(const char *spool_dir, const char *qid, struct spool_env **envp, int *fdp,
                uint64_t *content_len)
 {
+    return spool_open_queue(spool_dir, SPOOL_Q_INCOMING, qid, envp, fdp, content_len);
+}
+
+int spool_open_queue(const char *spool_dir, enum spool_queue q, const char *qid,
+                     struct spool_env **envp, int *fdp, uint64_t *content_len)
+{
     char path[PATH_MAX];
     struct spool_reader *r = NULL;
     struct spool_env *env = NULL;
@@ -1064,7 +1220,7 @@ int spool_open(const char *spool_dir, const char *qid, struct spool_env **envp, 
     *content_len = 0;
     if (!spool_qid_valid(qid))
         return PST_EINVAL;
-    if (spool_path(path, sizeof(path), spool_dir, SPOOL_DIR_INCOMING, qid) != 0)
+    if (spool_path(path, sizeof(path), spool_dir, spool_queue_dir(q), qid) != 0)
         return PST_ELIMIT;
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
@@ -1109,11 +1265,16 @@ out:
 
 int spool_remove(const char *spool_dir, const char *qid)
 {
+    return spool_remove_queue(spool_dir, SPOOL_Q_INCOMING, qid);
+}
+
+int spool_remove_queue(const char *spool_dir, enum spool_queue q, const char *qid)
+{
     char path[PATH_MAX];
 
     if (!spool_qid_valid(qid))
         return PST_EINVAL;
-    if (spool_path(path, sizeof(path), spool_dir, SPOOL_DIR_INCOMING, qid) != 0)
+    if (spool_path(path, sizeof(path), spool_dir, spool_queue_dir(q), qid) != 0)
         return PST_ELIMIT;
     if (unlink(path) != 0 && errno != ENOENT)
         return PST_EIO;
@@ -1125,21 +1286,31 @@ int spool_sync_dir(const char *spool_dir)
     return spool_fsync_sub(spool_dir, SPOOL_DIR_INCOMING);
 }
 
+int spool_sync_queue(const char *spool_dir, enum spool_queue q)
+{
+    return spool_fsync_sub(spool_dir, spool_queue_dir(q));
+}
+
 int spool_quarantine(const char *spool_dir, const char *qid)
+{
+    return spool_quarantine_queue(spool_dir, SPOOL_Q_INCOMING, qid);
+}
+
+int spool_quarantine_queue(const char *spool_dir, enum spool_queue q, const char *qid)
 {
     char from[PATH_MAX], to[PATH_MAX];
     int rc;
 
     if (!spool_qid_valid(qid))
         return PST_EINVAL;
-    if (spool_path(from, sizeof(from), spool_dir, SPOOL_DIR_INCOMING, qid) != 0 ||
+    if (spool_path(from, sizeof(from), spool_dir, spool_queue_dir(q), qid) != 0 ||
         spool_path(to, sizeof(to), spool_dir, SPOOL_DIR_CORRUPT, qid) != 0)
         return PST_ELIMIT;
     if (rename(from, to) != 0)
         return errno == ENOENT ? PST_ENOENT : PST_EIO;
     if ((rc = spool_fsync_sub(spool_dir, SPOOL_DIR_CORRUPT)) != 0)
         return rc;
-    return spool_fsync_sub(spool_dir, SPOOL_DIR_INCOMING);
+    return spool_fsync_sub(spool_dir, spool_queue_dir(q));
 }
 
 /* spool_mkdir_p - create path and its parents (mode 0700 for new ones). */
@@ -1201,7 +1372,8 @@ static void spool_clean_tmp(const char *spool_dir)
 
 int spool_init(const char *spool_dir)
 {
-    static const char *const subs[] = {SPOOL_DIR_TMP, SPOOL_DIR_INCOMING, SPOOL_DIR_CORRUPT};
+    static const char *const subs[] = {SPOOL_DIR_TMP,      SPOOL_DIR_INCOMING, SPOOL_DIR_CORRUPT,
+                                       SPOOL_DIR_DEFERRED, SPOOL_DIR_HOLD,     SPOOL_DIR_STATE};
     char path[PATH_MAX];
     size_t i;
     int rc;

@@ -5,6 +5,10 @@
  *   tmp/<qid>        being written; never read by the queue manager;
  *                    stale files older than a day are removed at start
  *   incoming/<qid>   committed: complete, fsync'd, renamed, directory fsync'd
+ *   deferred/<qid>   tried, some recipients pending; mtime = next attempt time
+ *   hold/<qid>       held by the administrator (postern queue hold)
+ *   state/<qid>      per-recipient delivery results (see spool_state_append)
+ *   corrupt/<qid>    files that could not be parsed
  *
  * A message is acknowledged (250) only after spool_commit() reports success,
  * i.e. after the data and the rename are on stable storage. Removing
@@ -59,23 +63,23 @@
 struct event_base;
 
 struct spool_rcpt {
-    char *addr;    /* owned */
-    char *orcpt;   /* owned, NULL if none */
+    char *addr;      /* owned */
+    char *orcpt;     /* owned, NULL if none */
     unsigned notify; /* SMTP_NOTIFY_* bits, 0 if none */
 };
 
 struct spool_env {
     char qid[SPOOL_QID_LEN + 1];
     int64_t time;
-    char *sender;      /* owned; "" for the null sender */
-    char *client;      /* owned, may be NULL */
-    char *helo;        /* owned, may be NULL */
-    char *proto;       /* owned, may be NULL: SMTP, ESMTP, ESMTPS, ESMTPSA ... */
-    char *auth;        /* owned, NULL if not authenticated */
-    int body;          /* 0 none, 1 7BIT, 2 8BITMIME */
+    char *sender; /* owned; "" for the null sender */
+    char *client; /* owned, may be NULL */
+    char *helo;   /* owned, may be NULL */
+    char *proto;  /* owned, may be NULL: SMTP, ESMTP, ESMTPS, ESMTPSA ... */
+    char *auth;   /* owned, NULL if not authenticated */
+    int body;     /* 0 none, 1 7BIT, 2 8BITMIME */
     int smtputf8;
-    int ret;           /* 0 none, 1 FULL, 2 HDRS */
-    char *envid;       /* owned, NULL if none */
+    int ret;     /* 0 none, 1 FULL, 2 HDRS */
+    char *envid; /* owned, NULL if none */
     size_t nrcpt;
     struct spool_rcpt *rcpt; /* owned array of nrcpt */
 };
@@ -172,6 +176,50 @@ PST_MUST_CHECK int spool_sync_dir(const char *spool_dir);
 
 /* spool_quarantine - move incoming/<qid> to corrupt/<qid> (malformed files). */
 PST_MUST_CHECK int spool_quarantine(const char *spool_dir, const char *qid);
+
+/* ---- queues: incoming/ (new), deferred/ (waiting for a retry), hold/ (held by the admin) ---- */
+
+enum spool_queue { SPOOL_Q_INCOMING = 0, SPOOL_Q_DEFERRED, SPOOL_Q_HOLD };
+
+/* spool_queue_name - "incoming", "deferred" or "hold". */
+const char *spool_queue_name(enum spool_queue q);
+
+/* spool_scan_time_cb - qid and the file's mtime (in deferred/: the next attempt time). */
+typedef int (*spool_scan_time_cb)(void *arg, const char *qid, int64_t mtime);
+PST_MUST_CHECK int spool_scan_queue(const char *spool_dir, enum spool_queue q,
+                                    spool_scan_time_cb cb, void *arg);
+
+/* spool_locate - which queue holds qid; PST_ENOENT if none. */
+PST_MUST_CHECK int spool_locate(const char *spool_dir, const char *qid, enum spool_queue *q);
+
+/* spool_open_queue / spool_remove_queue / spool_quarantine_queue - as above, in queue q. */
+PST_MUST_CHECK int spool_open_queue(const char *spool_dir, enum spool_queue q, const char *qid,
+                                    struct spool_env **env, int *fd, uint64_t *content_len);
+PST_MUST_CHECK int spool_remove_queue(const char *spool_dir, enum spool_queue q, const char *qid);
+PST_MUST_CHECK int spool_quarantine_queue(const char *spool_dir, enum spool_queue q,
+                                          const char *qid);
+PST_MUST_CHECK int spool_sync_queue(const char *spool_dir, enum spool_queue q);
+
+/*
+ * spool_move - set the file's mtime (if mtime > 0) and rename it from one
+ * queue to another (from == to: only the mtime), then fsync the target
+ * directory. In deferred/ the mtime is the next attempt time.
+ */
+PST_MUST_CHECK int spool_move(const char *spool_dir, const char *qid, enum spool_queue from,
+                              enum spool_queue to, int64_t mtime);
+
+/*
+ * Delivery state: state/<qid> holds one text record per line, appended with a
+ * single write(2) (no fsync: a killed process loses nothing, a machine crash
+ * may lose the last records, which costs a duplicate delivery, never a loss).
+ * Records are written by the queue manager; the format is its business.
+ */
+PST_MUST_CHECK int spool_state_append(const char *spool_dir, const char *qid, const char *record);
+typedef int (*spool_state_cb)(void *arg, const char *record);
+/* spool_state_read - cb for each record in order; no file is not an error. */
+PST_MUST_CHECK int spool_state_read(const char *spool_dir, const char *qid, spool_state_cb cb,
+                                    void *arg);
+PST_MUST_CHECK int spool_state_remove(const char *spool_dir, const char *qid);
 
 /* spool_qid_valid - 1 if s is a well-formed queue id. */
 int spool_qid_valid(const char *s);

@@ -512,6 +512,83 @@ static void test_init_cleans_stale_tmp(void **state)
     assert_int_equal(spool_init(""), PST_EINVAL);
 }
 
+struct scan_times {
+    int n;
+    int64_t mtime;
+};
+
+static int scan_time_cb(void *arg, const char *qid, int64_t mtime)
+{
+    struct scan_times *t = arg;
+    t->n++;
+    t->mtime = mtime;
+    return 0;
+}
+
+static int state_collect(void *arg, const char *record)
+{
+    char *out = arg;
+    strncat(out, record, 255 - strlen(out));
+    strncat(out, "|", 255 - strlen(out));
+    return 0;
+}
+
+static void test_queues_and_state(void **state)
+{
+    struct fx *f = *state;
+    struct spool_env *env = make_env();
+    struct spool_writer *w = NULL;
+    char qid[SPOOL_QID_LEN + 1];
+    enum spool_queue q;
+
+    assert_int_equal(spool_writer_open(f->dir, env, &w), 0);
+    memcpy(qid, spool_writer_qid(w), sizeof(qid));
+    assert_int_equal(spool_writer_commit_sync(&w), 0);
+    assert_int_equal(spool_locate(f->dir, qid, &q), 0);
+    assert_int_equal(q, SPOOL_Q_INCOMING);
+
+    /* deferred with a next-attempt time carried in the mtime */
+    assert_int_equal(spool_move(f->dir, qid, SPOOL_Q_INCOMING, SPOOL_Q_DEFERRED, 2000000000), 0);
+    assert_false(exists(f->dir, "incoming", qid));
+    assert_int_equal(spool_locate(f->dir, qid, &q), 0);
+    assert_int_equal(q, SPOOL_Q_DEFERRED);
+    struct scan_times t = {0, 0};
+    assert_int_equal(spool_scan_queue(f->dir, SPOOL_Q_DEFERRED, scan_time_cb, &t), 0);
+    assert_int_equal(t.n, 1);
+    assert_int_equal(t.mtime, 2000000000);
+
+    /* the envelope reads back from any queue */
+    struct spool_env *back = NULL;
+    int fd = -1;
+    uint64_t len = 0;
+    assert_int_equal(spool_open_queue(f->dir, SPOOL_Q_DEFERRED, qid, &back, &fd, &len), 0);
+    close(fd);
+    spool_env_free(&back);
+    assert_int_equal(spool_open(f->dir, qid, &back, &fd, &len), PST_ENOENT);
+
+    assert_int_equal(spool_move(f->dir, qid, SPOOL_Q_DEFERRED, SPOOL_Q_HOLD, 0), 0);
+    assert_int_equal(spool_locate(f->dir, qid, &q), 0);
+    assert_int_equal(q, SPOOL_Q_HOLD);
+    assert_int_equal(spool_move(f->dir, qid, SPOOL_Q_DEFERRED, SPOOL_Q_HOLD, 0), PST_ENOENT);
+
+    /* state records append and read back in order; newlines are refused */
+    char got[256] = "";
+    assert_int_equal(spool_state_read(f->dir, qid, state_collect, got), 0);
+    assert_string_equal(got, "");
+    assert_int_equal(spool_state_append(f->dir, qid, "rcpt 0 delivered 2.0.0"), 0);
+    assert_int_equal(spool_state_append(f->dir, qid, "deferred 1764000000"), 0);
+    assert_int_equal(spool_state_append(f->dir, qid, "bad\nrecord"), PST_ELIMIT);
+    assert_int_equal(spool_state_read(f->dir, qid, state_collect, got), 0);
+    assert_string_equal(got, "rcpt 0 delivered 2.0.0|deferred 1764000000|");
+    assert_int_equal(spool_state_remove(f->dir, qid), 0);
+    assert_int_equal(spool_state_remove(f->dir, qid), 0);
+
+    assert_int_equal(spool_remove_queue(f->dir, SPOOL_Q_HOLD, qid), 0);
+    assert_int_equal(spool_locate(f->dir, qid, &q), PST_ENOENT);
+    assert_int_equal(spool_locate(f->dir, "../../etc/passwd", &q), PST_EINVAL);
+    spool_env_free(&env);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -524,6 +601,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scan_remove_quarantine, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_init_cleans_stale_tmp, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queues_and_state, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
