@@ -131,7 +131,8 @@ static int serve_chown_tree(const struct cfg *cfg, uid_t uid, gid_t gid)
             return PST_EIO;
         }
     }
-    static const char *const spool_sub[] = {"tmp", "incoming", "corrupt"};
+    static const char *const spool_sub[] = {"tmp",      "incoming", "corrupt",
+                                            "deferred", "hold",     "state"};
     static const char *const db_side[] = {"-wal", "-shm"};
     char p[SERVE_PATH_MAX];
     for (size_t i = 0; i < PST_ARRAY_LEN(spool_sub); i++)
