@@ -654,7 +654,7 @@ static int router_read_file(const char *path, char **out, size_t *len, char *err
     struct stat st;
     char *data = NULL;
     size_t have = 0;
-    ssize_t n;
+    ssize_t n = 0;
     int fd;
 
     fd = open(path, O_RDONLY | O_CLOEXEC);
