@@ -1,40 +1,44 @@
 /*
- * qmgr.c - the queue manager: moves committed messages from the spool's
- * incoming/ into local Maildirs (issue 3). Outbound transports come later.
+ * qmgr.c - the queue manager: takes committed messages from the spool,
+ * routes every recipient (router.h), delivers local ones to Maildir in
+ * durable batches, hands remote ones to the SMTP transport (qmgr_smtp.h),
+ * and decides each message's fate once its attempt is over: removed,
+ * deferred with a retry time, or bounced (bounce.h).
  *
- * Event loop: a Unix datagram socket <run_dir>/qmgr.sock (mode 0600; any
- * datagram = "scan now"), a timer every queue_scan_interval seconds, one
- * pass at start, SIGTERM/SIGINT end the loop. A pass runs to completion
- * inside the callback (this process does nothing else).
+ * Queues (spool.h): incoming/ (new), deferred/ (file mtime = next attempt),
+ * hold/ (never looked at). A pass takes every message of incoming/ and every
+ * due one of deferred/, unless it is already active or too many are.
  *
- * A pass: list incoming/ (sorted by qid = roughly arrival order), then for
- * each batch of delivery_batch messages:
- *   1. parse each spool file (malformed -> corrupt/, error logged);
- *   2. classify each recipient:
- *        local domain (cfg_is_local_domain) and an existing user
- *            -> Maildir <mail_dir>/<lower-cased local part>/ (tmp file written)
- *        local domain, invalid or unknown user
- *            -> final failure ("unknown user"); TODO(bounces, later issue):
- *               generate a DSN to the sender instead of only logging
- *        other domain -> stays pending: no transport yet (next issue)
- *   3. one maildir batch commit for the whole batch: one syncfs (or
- *      fdatasync for a single file), link into new/, one fsync per new/;
- *   4. messages whose every recipient has a final result are unlinked from
- *      incoming/, then incoming/ is fsync'd once.
+ * Event loop: a Unix datagram socket <run_dir>/qmgr.sock (any datagram =
+ * "pass now"), a timer every queue_scan_interval seconds, a one-shot timer
+ * at the earliest next-attempt time of deferred/, one pass at start, and a
+ * pass when a finished message made room or created a notification.
  *
- * Exactly-once: Maildir names are deterministic per (qid, recipient index),
- * so a delivery repeated after a crash between steps 3 and 4 finds its file
- * in new/ and does not duplicate it. Messages that stay in incoming/ (remote
- * recipients pending) have their final recipients remembered in memory
- * (`held`), so later passes neither re-deliver nor re-log them.
+ * Per-recipient state lives in state/<qid> (spool_state_append), one record
+ * per line, so a restarted manager neither re-delivers nor re-bounces:
+ *   r <i> D <status>                     delivered
+ *   r <i> F <status> <remote|-> <diag>   failed permanently (DSN due)
+ *   r <i> N                              the DSN about recipient i is out
+ *   a <unix-time>                        an attempt ended with recipients pending
+ *   w                                    the delay warning is out
  *
- * Failure policy: per-message and per-recipient errors are logged and the
- * message is retried next pass; nothing in a pass aborts. qmgr_run returns
- * an error only for start-up failures (socket, event base, database).
+ * Delivery guarantees: a message leaves the spool only when every recipient
+ * has a final result and every due notification is itself in the spool.
+ * Local copies are exactly-once (deterministic Maildir names); remote ones
+ * at-least-once: a kill between the remote 250 and the state record
+ * repeats that delivery.
+ *
+ * Retry: first_retry * 2^(attempts-1), capped at max_retry_interval, with
+ * +-10 % jitter. After max_queue_lifetime pending recipients fail (4.4.7);
+ * after delay_warning the sender gets one "delayed" notice.
+ *
+ * Failure policy: per-message problems are logged and the message retried;
+ * nothing in a pass aborts. qmgr_run fails only at start-up.
  */
 #include "qmgr.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -45,133 +49,382 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
+#include "bounce.h"
 #include "lib/log.h"
 #include "lib/maildir.h"
 #include "lib/spool.h"
 #include "lib/userdb.h"
+#include "qmgr_msg.h"
+#include "qmgr_smtp.h"
+#include "router.h"
+#include "smtp/smtp_parser.h"
 
 #define QMGR_SOCK_NAME "qmgr.sock"
-#define QMGR_LOGVAL 300    /* bytes of a quoted log value */
-#define QMGR_WAKE_DRAIN 64 /* datagrams read per wake-up event */
-
-/* Recipient state within one pass. */
-enum qmgr_rcpt_state {
-    QMGR_R_PENDING = 0, /* not final: remote, or temporary error */
-    QMGR_R_LOCAL,       /* a Maildir item is in this pass's batch */
-    QMGR_R_DELIVERED,   /* final: in the Maildir */
-    QMGR_R_FAILED,      /* final: undeliverable */
-    QMGR_R_EARLIER,     /* final in an earlier pass (held) */
-};
-
-/* A message kept in incoming/ with some recipients already final. */
-struct qmgr_held {
-    char qid[SPOOL_QID_LEN + 1];
-    size_t nrcpt;
-    unsigned char *final; /* nrcpt flags */
-};
+#define QMGR_LOGVAL 300      /* bytes of a quoted log value */
+#define QMGR_WAKE_DRAIN 64   /* datagrams read per wake-up event */
+#define QMGR_HASH 4096       /* active-message table buckets */
+#define QMGR_MAX_ACTIVE 2000 /* messages in flight (one open file each) */
+#define QMGR_RECORD_MAX 1024 /* one state record */
+#define QMGR_ROUTE_GROUPS 64 /* distinct remote routes per message */
 
 struct qmgr {
-    const struct cfg *cfg; /* borrowed */
-    struct userdb *udb;
-    struct qmgr_held *held; /* sorted by qid */
-    size_t nheld, heldcap;
-    /* event loop (qmgr_run only) */
-    struct event_base *base;
+    const struct cfg *cfg;   /* borrowed */
+    struct userdb *udb;      /* owned */
+    struct router *router;   /* owned */
+    struct event_base *base; /* owned */
+    struct qmgr_smtp *smtp;  /* owned */
+    struct qmgr_msg *active[QMGR_HASH];
+    size_t nactive;
+    int backlog; /* a pass stopped at QMGR_MAX_ACTIVE */
+    int in_pass;
     int sock;
+    struct event *ev_pass;      /* one-shot: run a pass (soon or at the next due time) */
+    int64_t pass_at;            /* when ev_pass fires, 0 = not armed */
+    struct qmgr_pass_stats *st; /* stats of the running pass, or a sink */
+    struct qmgr_pass_stats sink;
 };
 
-/* One message of a batch. */
-struct qmgr_msg {
-    char qid[SPOOL_QID_LEN + 1];
-    struct spool_env *env;
-    int fd;
-    uint64_t off, len;
-    int *state; /* enum qmgr_rcpt_state per recipient */
-    int *item;  /* maildir batch index per recipient, -1 if none */
-    char (*mailbox)[USERDB_NAME_MAX + 1];
-};
+static void qmgr_schedule_pass(struct qmgr *q, int64_t when);
+static void qmgr_on_pass(evutil_socket_t fd, short what, void *arg);
 
-struct qmgr_qids {
-    char (*v)[SPOOL_QID_LEN + 1];
-    size_t n, cap;
-};
+/* ---------------------------------------------------------------- helpers */
 
-/* ---------------------------------------------------------------- held set */
-
-static int qmgr_cmp_qid(const void *a, const void *b)
+static const char *qmgr_q(char *out, size_t outsz, const char *s)
 {
-    return strcmp(a, b);
+    return log_quote(out, outsz, s, strlen(s));
 }
 
-static struct qmgr_held *qmgr_held_find(struct qmgr *q, const char *qid)
+static size_t qmgr_hash(const char *qid)
 {
-    if (q->nheld == 0)
-        return NULL;
-    return bsearch(qid, q->held, q->nheld, sizeof(*q->held), qmgr_cmp_qid);
+    size_t h = 5381;
+    for (const char *p = qid; *p; p++)
+        h = h * 33 + (unsigned char)*p;
+    return h % QMGR_HASH;
 }
 
-static void qmgr_held_remove(struct qmgr *q, struct qmgr_held *h)
+static struct qmgr_msg *qmgr_active_find(struct qmgr *q, const char *qid)
 {
-    size_t i = (size_t)(h - q->held);
-
-    free(h->final);
-    memmove(h, h + 1, (q->nheld - i - 1) * sizeof(*h));
-    q->nheld--;
+    for (struct qmgr_msg *m = q->active[qmgr_hash(qid)]; m; m = m->hnext)
+        if (strcmp(m->qid, qid) == 0)
+            return m;
+    return NULL;
 }
 
-/* qmgr_held_set - remember the final recipients of a message that stays in incoming/. */
-static int qmgr_held_set(struct qmgr *q, const struct qmgr_msg *m)
+static void qmgr_active_add(struct qmgr *q, struct qmgr_msg *m)
 {
-    struct qmgr_held *h = qmgr_held_find(q, m->qid);
-    size_t i, pos;
+    size_t h = qmgr_hash(m->qid);
+    m->hnext = q->active[h];
+    q->active[h] = m;
+    q->nactive++;
+}
 
-    if (h != NULL && h->nrcpt != m->env->nrcpt) {
-        qmgr_held_remove(q, h);
-        h = NULL;
-    }
-    if (h == NULL) {
-        if (q->nheld == q->heldcap) {
-            size_t ncap = q->heldcap ? q->heldcap * 2 : 16;
-            struct qmgr_held *nh = realloc(q->held, ncap * sizeof(*nh));
-            if (nh == NULL)
-                return PST_ENOMEM;
-            q->held = nh;
-            q->heldcap = ncap;
+static void qmgr_active_del(struct qmgr *q, struct qmgr_msg *m)
+{
+    for (struct qmgr_msg **pp = &q->active[qmgr_hash(m->qid)]; *pp; pp = &(*pp)->hnext) {
+        if (*pp == m) {
+            *pp = m->hnext;
+            q->nactive--;
+            return;
         }
-        for (pos = 0; pos < q->nheld && strcmp(q->held[pos].qid, m->qid) < 0; pos++)
-            ;
-        unsigned char *final = calloc(m->env->nrcpt, 1);
-        if (final == NULL)
-            return PST_ENOMEM;
-        memmove(&q->held[pos + 1], &q->held[pos], (q->nheld - pos) * sizeof(*h));
-        h = &q->held[pos];
-        memcpy(h->qid, m->qid, sizeof(h->qid));
-        h->nrcpt = m->env->nrcpt;
-        h->final = final;
-        q->nheld++;
     }
-    for (i = 0; i < h->nrcpt; i++)
-        if (m->state[i] != QMGR_R_PENDING && m->state[i] != QMGR_R_LOCAL)
-            h->final[i] = 1;
+}
+
+static void qmgr_msg_free(struct qmgr_msg **mp)
+{
+    struct qmgr_msg *m = *mp;
+    if (!m)
+        return;
+    spool_env_free(&m->env);
+    if (m->fd >= 0)
+        close(m->fd);
+    free(m->r);
+    free(m);
+    *mp = NULL;
+}
+
+/* qmgr_clean - copy s into out, replacing control characters and spaces-runs: one record line. */
+static void qmgr_clean(char *out, size_t outsz, const char *s)
+{
+    size_t j = 0;
+    for (size_t i = 0; s && s[i] && j + 1 < outsz; i++) {
+        unsigned char c = (unsigned char)s[i];
+        out[j++] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
+    }
+    out[j] = '\0';
+}
+
+static void qmgr_record(struct qmgr_msg *m, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void qmgr_record(struct qmgr_msg *m, const char *fmt, ...)
+{
+    char line[QMGR_RECORD_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n >= sizeof line)
+        line[sizeof line - 1] = '\0'; /* diagnostics may be cut; the record stays valid */
+    int rc = spool_state_append(m->q->cfg->spool_dir, m->qid, line);
+    if (rc < 0)
+        log_error("qmgr state-write-failed qid=%s error=\"%s\" errno=\"%s\"", m->qid, err_str(rc),
+                  strerror(errno));
+}
+
+/* ---------------------------------------------------------------- state */
+
+static int qmgr_state_apply(void *arg, const char *rec)
+{
+    struct qmgr_msg *m = arg;
+    unsigned long i;
+    char kind, status[16], remote[128];
+    int used = 0;
+
+    if (rec[0] == 'a') {
+        m->attempts++;
+        return 0;
+    }
+    if (rec[0] == 'w') {
+        m->warned = 1;
+        return 0;
+    }
+    if (sscanf(rec, "r %lu %c%n", &i, &kind, &used) != 2 || i >= m->env->nrcpt)
+        return 0; /* unknown or damaged record: ignore (worst case a repeat) */
+    struct qmgr_rcpt *r = &m->r[i];
+    const char *rest = rec + used;
+    switch (kind) {
+    case 'D':
+        r->state = QMGR_R_DELIVERED;
+        if (sscanf(rest, " %15s", status) == 1)
+            memcpy(r->status, status, sizeof r->status);
+        break;
+    case 'F':
+        r->state = QMGR_R_FAILED;
+        if (sscanf(rest, " %15s %127s %n", status, remote, &used) >= 2) {
+            memcpy(r->status, status, sizeof r->status);
+            snprintf(r->remote, sizeof r->remote, "%s", strcmp(remote, "-") ? remote : "");
+            snprintf(r->diag, sizeof r->diag, "%s", rest + used);
+        }
+        break;
+    case 'N':
+        r->dsn_sent = 1;
+        break;
+    default:
+        break;
+    }
     return 0;
 }
 
-/* qmgr_held_prune - forget messages no longer in incoming/ (qids sorted). */
-static void qmgr_held_prune(struct qmgr *q, const struct qmgr_qids *qids)
-{
-    size_t i = 0;
+/* ---------------------------------------------------------------- results */
 
-    while (i < q->nheld) {
-        if (qids->n == 0 ||
-            bsearch(q->held[i].qid, qids->v, qids->n, sizeof(*qids->v), qmgr_cmp_qid) == NULL)
-            qmgr_held_remove(q, &q->held[i]);
-        else
-            i++;
+void qmgr_rcpt_result(struct qmgr_msg *m, size_t i, enum qmgr_rstate final_state,
+                      const char *status, const char *remote, const char *diag)
+{
+    struct qmgr_rcpt *r = &m->r[i];
+    char qa[QMGR_LOGVAL], qd[QMGR_LOGVAL];
+    const char *addr = m->env->rcpt[i].addr;
+
+    snprintf(r->status, sizeof r->status, "%s", status ? status : "");
+    snprintf(r->remote, sizeof r->remote, "%s", remote ? remote : "");
+    qmgr_clean(r->diag, sizeof r->diag, diag ? diag : "");
+    r->state = final_state;
+    if (final_state == QMGR_R_DELIVERED) {
+        qmgr_record(m, "r %zu D %s", i, r->status[0] ? r->status : "2.0.0");
+        m->q->st->delivered++;
+        log_info("qmgr delivered qid=%s rcpt=%s relay=%s dsn=%s status=sent%s%s", m->qid,
+                 qmgr_q(qa, sizeof qa, addr), r->remote[0] ? r->remote : "local",
+                 r->status[0] ? r->status : "2.0.0", r->mailbox[0] ? " mailbox=" : "", r->mailbox);
+    } else if (final_state == QMGR_R_FAILED) {
+        qmgr_record(m, "r %zu F %s %s %s", i, r->status[0] ? r->status : "5.0.0",
+                    r->remote[0] ? r->remote : "-", r->diag);
+        m->q->st->failed++;
+        log_info("qmgr undeliverable qid=%s rcpt=%s relay=%s dsn=%s status=bounced reason=%s",
+                 m->qid, qmgr_q(qa, sizeof qa, addr), r->remote[0] ? r->remote : "local", r->status,
+                 qmgr_q(qd, sizeof qd, r->diag));
+    } else {
+        m->q->st->deferred++;
+        log_info("qmgr deferred qid=%s rcpt=%s relay=%s dsn=%s status=deferred reason=%s", m->qid,
+                 qmgr_q(qa, sizeof qa, addr), r->remote[0] ? r->remote : "none", r->status,
+                 qmgr_q(qd, sizeof qd, r->diag));
     }
+}
+
+/* ---------------------------------------------------------------- notifications */
+
+/* qmgr_notify - one DSN of `action` about the recipients selected by want(); marks them. */
+static int qmgr_notify(struct qmgr_msg *m, enum bounce_action action)
+{
+    struct bounce_rcpt *br = calloc(m->env->nrcpt, sizeof *br);
+    size_t *idx = calloc(m->env->nrcpt, sizeof *idx);
+    size_t n = 0;
+    int rc = 0;
+
+    if (!br || !idx) {
+        rc = PST_ENOMEM;
+        goto out;
+    }
+
+    for (size_t i = 0; i < m->env->nrcpt; i++) {
+        const struct qmgr_rcpt *r = &m->r[i];
+        int pick = 0;
+        if (action == BOUNCE_FAILED)
+            pick = r->state == QMGR_R_FAILED && !r->dsn_sent;
+        else if (action == BOUNCE_DELIVERED)
+            pick = r->state == QMGR_R_DELIVERED && !r->dsn_sent &&
+                   (m->env->rcpt[i].notify & SMTP_NOTIFY_SUCCESS);
+        else if (action == BOUNCE_DELAYED)
+            pick = r->state == QMGR_R_PENDING;
+        if (!pick)
+            continue;
+        br[n] = (struct bounce_rcpt){
+            .addr = m->env->rcpt[i].addr,
+            .orcpt = m->env->rcpt[i].orcpt,
+            .action = action,
+            .status = r->status[0] ? r->status : (action == BOUNCE_DELAYED ? "4.0.0" : "2.0.0"),
+            .remote_mta = r->remote[0] ? r->remote : NULL,
+            .diagnostic = r->diag[0] ? r->diag : NULL,
+            .last_attempt = (int64_t)time(NULL),
+        };
+        idx[n++] = i;
+    }
+    if (n == 0)
+        goto out;
+    char qid[SPOOL_QID_LEN + 1] = "";
+    rc = bounce_notify(m->q->cfg->spool_dir, m->q->cfg->hostname, m->env, m->fd, (off_t)m->off,
+                       m->len, br, n, qid);
+    if (rc < 0 && rc != PST_ENOENT) {
+        log_error("qmgr notify-failed qid=%s action=%d error=\"%s\"", m->qid, (int)action,
+                  err_str(rc));
+        goto out;
+    }
+    if (rc == 0) {
+        log_info("qmgr notified qid=%s dsn_qid=%s action=%s recipients=%zu", m->qid, qid,
+                 action == BOUNCE_FAILED    ? "failed"
+                 : action == BOUNCE_DELAYED ? "delayed"
+                                            : "delivered",
+                 n);
+        qmgr_schedule_pass(m->q, 0); /* deliver the notification soon */
+    }
+    rc = 0;
+    if (action == BOUNCE_DELAYED) {
+        qmgr_record(m, "w");
+        m->warned = 1;
+        goto out;
+    }
+    for (size_t k = 0; k < n; k++) {
+        m->r[idx[k]].dsn_sent = 1;
+        qmgr_record(m, "r %zu N", idx[k]);
+    }
+out:
+    free(br);
+    free(idx);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- finishing */
+
+static int64_t qmgr_backoff(const struct cfg *cfg, unsigned attempts)
+{
+    int64_t d = cfg->first_retry > 0 ? cfg->first_retry : 1;
+    for (unsigned i = 1; i < attempts && d < cfg->max_retry_interval; i++)
+        d *= 2;
+    if (d > cfg->max_retry_interval)
+        d = cfg->max_retry_interval;
+    int64_t jitter = d / 10;
+    if (jitter > 0)
+        d += (int64_t)(random() % (2 * jitter + 1)) - jitter;
+    return d > 0 ? d : 1;
+}
+
+static size_t qmgr_count(const struct qmgr_msg *m, enum qmgr_rstate s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->env->nrcpt; i++)
+        n += m->r[i].state == s;
+    return n;
+}
+
+/* qmgr_remove - every recipient is final and notified: the message leaves the spool. */
+static void qmgr_remove(struct qmgr_msg *m)
+{
+    const char *spool = m->q->cfg->spool_dir;
+    int rc = spool_remove_queue(spool, m->queue, m->qid);
+    if (rc == 0)
+        rc = spool_sync_queue(spool, m->queue);
+    if (rc < 0) {
+        log_error("qmgr remove-failed qid=%s error=\"%s\" errno=\"%s\"", m->qid, err_str(rc),
+                  strerror(errno));
+        return;
+    }
+    if (spool_state_remove(spool, m->qid) < 0)
+        log_warn("qmgr state-remove-failed qid=%s", m->qid);
+    m->q->st->removed++;
+    log_info("qmgr removed qid=%s", m->qid);
+}
+
+/* qmgr_defer - some recipients are pending: schedule the next attempt in deferred/. */
+static void qmgr_defer(struct qmgr_msg *m)
+{
+    const struct cfg *cfg = m->q->cfg;
+    int64_t now = (int64_t)time(NULL);
+    m->attempts++;
+    qmgr_record(m, "a %lld", (long long)now);
+    if (cfg->delay_warning > 0 && !m->warned && now - m->env->time >= cfg->delay_warning)
+        (void)qmgr_notify(m, BOUNCE_DELAYED);
+    int64_t next = now + qmgr_backoff(cfg, m->attempts);
+    int rc = spool_move(cfg->spool_dir, m->qid, m->queue, SPOOL_Q_DEFERRED, next);
+    if (rc < 0) {
+        log_error("qmgr defer-failed qid=%s error=\"%s\" errno=\"%s\"", m->qid, err_str(rc),
+                  strerror(errno));
+        return;
+    }
+    log_info("qmgr deferred-message qid=%s attempts=%u next_in=%llds pending=%zu", m->qid,
+             m->attempts, (long long)(next - now), qmgr_count(m, QMGR_R_PENDING));
+    qmgr_schedule_pass(m->q, next);
+}
+
+/* qmgr_finish - the attempt is over: notify, then remove or defer; frees m. */
+static void qmgr_finish(struct qmgr_msg *m)
+{
+    struct qmgr *q = m->q;
+    const struct cfg *cfg = q->cfg;
+    int64_t now = (int64_t)time(NULL);
+
+    for (size_t i = 0; i < m->env->nrcpt; i++)
+        if (m->r[i].state == QMGR_R_BUSY)
+            m->r[i].state = QMGR_R_PENDING; /* a job ended without a result: try again */
+    if (qmgr_count(m, QMGR_R_PENDING) > 0 && now - m->env->time >= cfg->max_queue_lifetime) {
+        for (size_t i = 0; i < m->env->nrcpt; i++)
+            if (m->r[i].state == QMGR_R_PENDING)
+                qmgr_rcpt_result(m, i, QMGR_R_FAILED, "4.4.7", m->r[i].remote,
+                                 m->r[i].diag[0] ? m->r[i].diag
+                                                 : "delivery time expired (max_queue_lifetime)");
+    }
+    int notified = qmgr_notify(m, BOUNCE_FAILED) == 0 && qmgr_notify(m, BOUNCE_DELIVERED) == 0;
+    if (notified && qmgr_count(m, QMGR_R_PENDING) == 0)
+        qmgr_remove(m);
+    else
+        qmgr_defer(m); /* pending recipients, or a notification that could not be written */
+    qmgr_active_del(q, m);
+    qmgr_msg_free(&m);
+    if (q->backlog && !q->in_pass) {
+        q->backlog = 0;
+        qmgr_schedule_pass(q, 0);
+    }
+}
+
+void qmgr_job_done(struct qmgr_msg *m)
+{
+    PST_ASSERT(m->jobs > 0);
+    if (--m->jobs == 0)
+        qmgr_finish(m);
 }
 
 /* ---------------------------------------------------------------- context */
@@ -180,6 +433,7 @@ int qmgr_new(const struct cfg *cfg, struct qmgr **out)
 {
     struct qmgr *q;
     int rc;
+    char err[512];
 
     *out = NULL;
     if (cfg == NULL || cfg->spool_dir == NULL || cfg->mail_dir == NULL || cfg->db_path == NULL)
@@ -189,151 +443,121 @@ int qmgr_new(const struct cfg *cfg, struct qmgr **out)
         return PST_ENOMEM;
     q->cfg = cfg;
     q->sock = -1;
-    if ((rc = userdb_open(cfg->db_path, &q->udb)) != 0) {
-        free(q);
-        return rc;
+    q->st = &q->sink;
+    if ((rc = userdb_open(cfg->db_path, &q->udb)) != 0)
+        goto fail;
+    q->router = router_new(cfg, cfg->transport_map, err, sizeof err);
+    if (!q->router) {
+        log_error("qmgr transport-map error=\"%s\"", err);
+        rc = PST_ECONFIG;
+        goto fail;
     }
+    rc = PST_ENOMEM;
+    q->base = event_base_new();
+    if (!q->base)
+        goto fail;
+    q->ev_pass = evtimer_new(q->base, qmgr_on_pass, q);
+    q->smtp = qmgr_smtp_new(q->base, cfg);
+    if (!q->ev_pass || !q->smtp)
+        goto fail;
     *out = q;
     return 0;
+fail:
+    qmgr_free(&q);
+    return rc;
+}
+
+struct event_base *qmgr_base(struct qmgr *q)
+{
+    return q->base;
 }
 
 void qmgr_free(struct qmgr **qp)
 {
     struct qmgr *q;
-    size_t i;
 
     if (qp == NULL || *qp == NULL)
         return;
     q = *qp;
-    for (i = 0; i < q->nheld; i++)
-        free(q->held[i].final);
-    free(q->held);
+    /* Stop the transport first: its jobs reference active messages, which stay in their queue. */
+    qmgr_smtp_free(&q->smtp);
+    for (size_t h = 0; h < QMGR_HASH; h++) {
+        while (q->active[h]) {
+            struct qmgr_msg *m = q->active[h];
+            q->active[h] = m->hnext;
+            qmgr_msg_free(&m);
+        }
+    }
+    if (q->ev_pass)
+        event_free(q->ev_pass);
+    if (q->base)
+        event_base_free(q->base);
+    router_free(&q->router);
     userdb_close(&q->udb);
     free(q);
     *qp = NULL;
 }
 
-/* ---------------------------------------------------------------- one pass */
+/* ---------------------------------------------------------------- loading */
 
-static int qmgr_collect(void *arg, const char *qid)
-{
-    struct qmgr_qids *qs = arg;
-
-    if (qs->n == qs->cap) {
-        size_t ncap = qs->cap ? qs->cap * 2 : 256;
-        void *nv = realloc(qs->v, ncap * sizeof(*qs->v));
-        if (nv == NULL)
-            return 1; /* stop; the rest waits for the next pass */
-        qs->v = nv;
-        qs->cap = ncap;
-    }
-    memcpy(qs->v[qs->n++], qid, SPOOL_QID_LEN + 1);
-    return 0;
-}
-
-static void qmgr_msg_release(struct qmgr_msg *m)
-{
-    spool_env_free(&m->env);
-    if (m->fd >= 0)
-        close(m->fd);
-    m->fd = -1;
-    free(m->state);
-    free(m->item);
-    free(m->mailbox);
-    m->state = m->item = NULL;
-    m->mailbox = NULL;
-}
-
-static const char *qmgr_q(char *out, size_t outsz, const char *s)
-{
-    return log_quote(out, outsz, s, strlen(s));
-}
-
-/* qmgr_open_msg - parse one spool file; 0, or non-zero if it is not to be processed. */
-static int qmgr_open_msg(struct qmgr *q, struct qmgr_msg *m, struct qmgr_pass_stats *st)
+static struct qmgr_msg *qmgr_load(struct qmgr *q, const char *qid, enum spool_queue queue)
 {
     const char *spool = q->cfg->spool_dir;
-    int rc = spool_open(spool, m->qid, &m->env, &m->fd, &m->len);
-    off_t off;
-
-    if (rc == PST_ENOENT)
-        return rc; /* removed meanwhile (e.g. by the CLI) */
+    struct qmgr_msg *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    m->q = q;
+    m->fd = -1;
+    m->queue = queue;
+    memcpy(m->qid, qid, sizeof m->qid);
+    int rc = spool_open_queue(spool, queue, qid, &m->env, &m->fd, &m->len);
     if (rc == PST_EINVAL) {
-        int qrc = spool_quarantine(spool, m->qid);
-        log_error("qmgr malformed qid=%s action=%s", m->qid,
+        int qrc = spool_quarantine_queue(spool, queue, qid);
+        log_error("qmgr malformed qid=%s action=%s", qid,
                   qrc == 0 ? "quarantined" : "quarantine-failed");
         if (qrc == 0)
-            st->quarantined++;
-        return rc;
+            q->st->quarantined++;
+    } else if (rc != 0 && rc != PST_ENOENT) {
+        log_error("qmgr open-failed qid=%s error=\"%s\" errno=\"%s\"", qid, err_str(rc),
+                  strerror(errno));
     }
     if (rc != 0) {
-        log_error("qmgr open-failed qid=%s error=\"%s\" errno=\"%s\"", m->qid, err_str(rc),
-                  strerror(errno));
-        return rc;
+        qmgr_msg_free(&m);
+        return NULL;
     }
-    off = lseek(m->fd, 0, SEEK_CUR);
-    m->state = calloc(m->env->nrcpt, sizeof(*m->state));
-    m->item = malloc(m->env->nrcpt * sizeof(*m->item));
-    m->mailbox = calloc(m->env->nrcpt, sizeof(*m->mailbox));
-    if (off < 0 || m->state == NULL || m->item == NULL || m->mailbox == NULL) {
-        log_error("qmgr open-failed qid=%s error=\"%s\"", m->qid,
-                  off < 0 ? "seek failed" : "out of memory");
-        return PST_ENOMEM;
+    off_t off = lseek(m->fd, 0, SEEK_CUR);
+    m->r = calloc(m->env->nrcpt, sizeof *m->r);
+    if (off < 0 || !m->r) {
+        qmgr_msg_free(&m);
+        return NULL;
     }
     m->off = (uint64_t)off;
     for (size_t i = 0; i < m->env->nrcpt; i++)
-        m->item[i] = -1;
-    return 0;
+        m->r[i].item = -1;
+    if (spool_state_read(spool, qid, qmgr_state_apply, m) < 0)
+        log_warn("qmgr state-read-failed qid=%s", qid);
+    return m;
 }
 
-/*
- * qmgr_split - split addr into a lower-cased local part (out) and its domain.
- * An address without '@' (RFC 5321 "Postmaster") has domain "" = local.
- * Returns 0, or PST_EINVAL if the local part cannot be a user name.
- */
-static int qmgr_split(const char *addr, char out[USERDB_NAME_MAX + 1], const char **domain)
+/* ---------------------------------------------------------------- routing */
+
+static void qmgr_route_local(struct qmgr *q, struct qmgr_msg *m, size_t i,
+                             const struct router_route *rt, struct maildir_batch *b)
 {
-    const char *at = strrchr(addr, '@');
-    size_t len = at != NULL ? (size_t)(at - addr) : strlen(addr), i;
-
-    *domain = at != NULL ? at + 1 : "";
-    if (len == 0 || len > USERDB_NAME_MAX)
-        return PST_EINVAL;
-    for (i = 0; i < len; i++)
-        out[i] = (char)tolower((unsigned char)addr[i]);
-    out[len] = '\0';
-    return userdb_name_valid(out) ? 0 : PST_EINVAL;
-}
-
-/* qmgr_route_rcpt - decide recipient i of m; for a local user, add a Maildir item to b. */
-static void qmgr_route_rcpt(struct qmgr *q, struct qmgr_msg *m, size_t i, struct maildir_batch *b,
-                            size_t *nremote)
-{
-    const char *addr = m->env->rcpt[i].addr, *domain;
-    char user[USERDB_NAME_MAX + 1], path[PATH_MAX], qa[QMGR_LOGVAL];
-    int valid = qmgr_split(addr, user, &domain) == 0, rc, n;
-
-    if (domain[0] != '\0' && !cfg_is_local_domain(q->cfg, domain)) {
-        (*nremote)++;
-        return;
-    }
-    rc = valid ? userdb_exists(q->udb, user) : 0;
+    struct qmgr_rcpt *r = &m->r[i];
+    char path[PATH_MAX];
+    int rc = userdb_exists(q->udb, rt->local_user);
     if (rc < 0) {
-        log_error("qmgr deferred qid=%s rcpt=%s reason=\"user database: %s\"", m->qid,
-                  qmgr_q(qa, sizeof(qa), addr), err_str(rc));
+        qmgr_rcpt_result(m, i, QMGR_R_PENDING, "4.3.0", NULL, "user database unavailable");
         return;
     }
     if (rc == 0) {
-        /* TODO(bounces): a later issue sends a DSN to the sender here. */
-        log_warn("qmgr undeliverable qid=%s rcpt=%s reason=\"unknown user\"", m->qid,
-                 qmgr_q(qa, sizeof(qa), addr));
-        m->state[i] = QMGR_R_FAILED;
+        qmgr_rcpt_result(m, i, QMGR_R_FAILED, "5.1.1", NULL, "unknown user");
         return;
     }
-    n = snprintf(path, sizeof(path), "%s/%s", q->cfg->mail_dir, user);
+    int n = snprintf(path, sizeof(path), "%s/%s", q->cfg->mail_dir, rt->local_user);
     if (n < 0 || (size_t)n >= sizeof(path)) {
-        log_error("qmgr deferred qid=%s rcpt=%s reason=\"mailbox path too long\"", m->qid,
-                  qmgr_q(qa, sizeof(qa), addr));
+        qmgr_rcpt_result(m, i, QMGR_R_PENDING, "4.3.0", NULL, "mailbox path too long");
         return;
     }
     struct maildir_msg mm = {
@@ -342,7 +566,7 @@ static void qmgr_route_rcpt(struct qmgr *q, struct qmgr_msg *m, size_t i, struct
         .qtime = m->env->time,
         .index = (unsigned)i,
         .sender = m->env->sender != NULL ? m->env->sender : "",
-        .rcpt = addr,
+        .rcpt = m->env->rcpt[i].addr,
         .content_fd = m->fd,
         .content_off = m->off,
         .content_len = m->len,
@@ -351,172 +575,255 @@ static void qmgr_route_rcpt(struct qmgr *q, struct qmgr_msg *m, size_t i, struct
     if (rc == 0)
         rc = maildir_batch_add(b, &mm);
     if (rc < 0) {
-        log_error("qmgr deferred qid=%s rcpt=%s mailbox=%s reason=\"maildir: %s\" errno=\"%s\"",
-                  m->qid, qmgr_q(qa, sizeof(qa), addr), user, err_str(rc), strerror(errno));
+        qmgr_rcpt_result(m, i, QMGR_R_PENDING, "4.2.0", NULL, "cannot write to the mailbox");
         return;
     }
-    m->state[i] = QMGR_R_LOCAL;
-    m->item[i] = rc;
-    memcpy(m->mailbox[i], user, sizeof(user));
+    r->state = QMGR_R_BUSY;
+    r->item = rc;
+    snprintf(r->mailbox, sizeof r->mailbox, "%s", rt->local_user);
 }
 
-static void qmgr_route_msg(struct qmgr *q, struct qmgr_msg *m, struct maildir_batch *b,
-                           struct qmgr_pass_stats *st)
-{
-    const struct qmgr_held *h = qmgr_held_find(q, m->qid);
-    size_t i, nremote = 0;
+struct qmgr_group {
+    struct router_route rt;
+    size_t n;
+    size_t *idx;
+};
 
-    if (h != NULL && h->nrcpt != m->env->nrcpt)
-        h = NULL; /* cannot happen for an unchanged file; be safe and start over */
-    for (i = 0; i < m->env->nrcpt; i++) {
-        if (h != NULL && h->final[i]) {
-            m->state[i] = QMGR_R_EARLIER;
-            continue;
-        }
-        qmgr_route_rcpt(q, m, i, b, &nremote);
-    }
-    if (nremote > 0)
-        log_debug("qmgr deferred qid=%s remote=%zu reason=\"no transport yet\"", m->qid, nremote);
+static int qmgr_same_route(const struct router_route *a, const struct router_route *b)
+{
+    return a->transport == b->transport && a->no_mx == b->no_mx && a->port == b->port &&
+           strcmp(a->nexthop, b->nexthop) == 0 && strcmp(a->tls, b->tls) == 0 &&
+           strcmp(a->auth, b->auth) == 0;
 }
 
-/* qmgr_finish_msg - read the batch results of m; 1 if every recipient is final. */
-static int qmgr_finish_msg(struct qmgr_msg *m, const struct maildir_batch *b,
-                           struct qmgr_pass_stats *st)
+/* qmgr_route_msg - route every pending recipient: local ones into b, remote ones to the transport.
+ */
+static void qmgr_route_msg(struct qmgr *q, struct qmgr_msg *m, struct maildir_batch *b)
 {
-    char qa[QMGR_LOGVAL];
-    size_t i;
-    int all_final = 1;
+    struct qmgr_group groups[QMGR_ROUTE_GROUPS];
+    size_t ngroups = 0;
+    size_t nr = m->env->nrcpt;
+    size_t *idxbuf = calloc(nr, sizeof *idxbuf);
+    int *grp = calloc(nr, sizeof *grp);
 
-    for (i = 0; i < m->env->nrcpt; i++) {
-        const char *addr = m->env->rcpt[i].addr;
-        if (m->state[i] == QMGR_R_LOCAL) {
-            uint64_t size = 0;
-            int rc = maildir_batch_result(b, (size_t)m->item[i], &size, NULL);
-            if (rc == 0) {
-                m->state[i] = QMGR_R_DELIVERED;
-                st->delivered++;
-                log_info("qmgr delivered qid=%s rcpt=%s mailbox=%s size=%llu", m->qid,
-                         qmgr_q(qa, sizeof(qa), addr), m->mailbox[i], (unsigned long long)size);
-            } else {
-                m->state[i] = QMGR_R_PENDING;
-                log_error("qmgr deferred qid=%s rcpt=%s mailbox=%s reason=\"maildir: %s\"", m->qid,
-                          qmgr_q(qa, sizeof(qa), addr), m->mailbox[i], err_str(rc));
-            }
+    if (!idxbuf || !grp)
+        goto out; /* stays pending: retried at the next attempt */
+    for (size_t i = 0; i < nr; i++) {
+        grp[i] = -1;
+        if (m->r[i].state != QMGR_R_PENDING)
+            continue;
+        struct router_route rt;
+        if (router_route(q->router, m->env->rcpt[i].addr, &rt) < 0) {
+            qmgr_rcpt_result(m, i, QMGR_R_FAILED, "5.1.3", NULL, "cannot route this address");
+            continue;
         }
-        if (m->state[i] == QMGR_R_FAILED)
-            st->failed++;
-        if (m->state[i] == QMGR_R_PENDING) {
-            st->deferred++;
-            all_final = 0;
+        if (rt.transport == ROUTER_ERROR) {
+            qmgr_rcpt_result(m, i, QMGR_R_FAILED, "5.1.1", NULL, rt.error);
+            continue;
         }
+        if (rt.transport == ROUTER_LOCAL) {
+            qmgr_route_local(q, m, i, &rt, b);
+            continue;
+        }
+        size_t g = 0;
+        while (g < ngroups && !qmgr_same_route(&groups[g].rt, &rt))
+            g++;
+        if (g == QMGR_ROUTE_GROUPS)
+            continue; /* extremely many routes: the rest waits for the next attempt */
+        if (g == ngroups) {
+            groups[g].rt = rt;
+            groups[g].n = 0;
+            ngroups++;
+        }
+        grp[i] = (int)g;
+        groups[g].n++;
+        m->r[i].state = QMGR_R_BUSY;
     }
-    return all_final;
-}
-
-/* qmgr_batch - deliver msgs[0..n) as one durable batch; remove the finished ones. */
-static void qmgr_batch(struct qmgr *q, struct qmgr_msg *msgs, size_t n, struct qmgr_pass_stats *st)
-{
-    struct maildir_batch *b = maildir_batch_new(q->cfg->hostname);
-    int *done = calloc(n ? n : 1, sizeof(*done));
-    size_t i, nremoved = 0;
-    int rc;
-
-    if (b == NULL || done == NULL) {
-        log_error("qmgr batch-failed error=\"out of memory\"");
-        goto out;
+    /* Lay out each group's recipient indices contiguously in idxbuf. */
+    size_t pos = 0;
+    for (size_t g = 0; g < ngroups; g++) {
+        groups[g].idx = idxbuf + pos;
+        pos += groups[g].n;
+        groups[g].n = 0;
     }
-    for (i = 0; i < n; i++) {
-        if (qmgr_open_msg(q, &msgs[i], st) != 0) {
-            qmgr_msg_release(&msgs[i]);
-            continue;
+    for (size_t i = 0; i < nr; i++)
+        if (grp[i] >= 0)
+            groups[grp[i]].idx[groups[grp[i]].n++] = i;
+    for (size_t g = 0; g < ngroups; g++) {
+        if (qmgr_smtp_submit(q->smtp, m, &groups[g].rt, groups[g].idx, groups[g].n) < 0) {
+            for (size_t k = 0; k < groups[g].n; k++)
+                qmgr_rcpt_result(m, groups[g].idx[k], QMGR_R_PENDING, "4.3.0", NULL,
+                                 "cannot start delivery");
         }
-        st->messages++;
-        qmgr_route_msg(q, &msgs[i], b, st);
-    }
-    rc = maildir_batch_commit(b);
-    if (rc != 0)
-        log_error("qmgr maildir-commit error=\"%s\" errno=\"%s\"", err_str(rc), strerror(errno));
-    for (i = 0; i < n; i++) {
-        struct qmgr_msg *m = &msgs[i];
-        if (m->env == NULL)
-            continue;
-        if (!qmgr_finish_msg(m, b, st)) {
-            if (qmgr_held_set(q, m) != 0)
-                log_error("qmgr held-failed qid=%s error=\"out of memory\"", m->qid);
-            continue;
-        }
-        rc = spool_remove(q->cfg->spool_dir, m->qid);
-        if (rc != 0) {
-            log_error("qmgr remove-failed qid=%s error=\"%s\" errno=\"%s\"", m->qid, err_str(rc),
-                      strerror(errno));
-            continue;
-        }
-        done[i] = 1;
-        nremoved++;
-    }
-    if (nremoved > 0 && (rc = spool_sync_dir(q->cfg->spool_dir)) != 0)
-        log_error("qmgr spool-sync-failed error=\"%s\" errno=\"%s\"", err_str(rc), strerror(errno));
-    for (i = 0; i < n; i++) {
-        if (!done[i])
-            continue;
-        struct qmgr_held *h = qmgr_held_find(q, msgs[i].qid);
-        if (h != NULL)
-            qmgr_held_remove(q, h);
-        st->removed++;
-        log_info("qmgr removed qid=%s", msgs[i].qid);
     }
 out:
-    for (i = 0; i < n; i++)
-        qmgr_msg_release(&msgs[i]);
+    free(idxbuf);
+    free(grp);
+}
+
+/* qmgr_local_results - read the batch outcome of every local recipient of m. */
+static void qmgr_local_results(struct qmgr_msg *m, const struct maildir_batch *b)
+{
+    for (size_t i = 0; i < m->env->nrcpt; i++) {
+        struct qmgr_rcpt *r = &m->r[i];
+        if (r->item < 0)
+            continue;
+        uint64_t size = 0;
+        int rc = maildir_batch_result(b, (size_t)r->item, &size, NULL);
+        r->item = -1;
+        if (rc == 0)
+            qmgr_rcpt_result(m, i, QMGR_R_DELIVERED, "2.0.0", NULL, NULL);
+        else
+            qmgr_rcpt_result(m, i, QMGR_R_PENDING, "4.2.0", NULL, "mailbox write failed");
+    }
+}
+
+/* ---------------------------------------------------------------- one pass */
+
+struct qmgr_due {
+    char qid[SPOOL_QID_LEN + 1];
+    enum spool_queue queue;
+};
+
+struct qmgr_scan {
+    struct qmgr *q;
+    enum spool_queue queue;
+    int64_t now;
+    int64_t next_due; /* earliest future mtime in deferred/, 0 = none */
+    struct qmgr_due *v;
+    size_t n, cap;
+};
+
+static int qmgr_collect(void *arg, const char *qid, int64_t mtime)
+{
+    struct qmgr_scan *s = arg;
+    if (s->queue == SPOOL_Q_DEFERRED && mtime > s->now) {
+        if (s->next_due == 0 || mtime < s->next_due)
+            s->next_due = mtime;
+        return 0;
+    }
+    if (qmgr_active_find(s->q, qid))
+        return 0;
+    if (s->n == s->cap) {
+        size_t ncap = s->cap ? s->cap * 2 : 256;
+        void *nv = realloc(s->v, ncap * sizeof(*s->v));
+        if (nv == NULL)
+            return 1; /* stop; the rest waits for the next pass */
+        s->v = nv;
+        s->cap = ncap;
+    }
+    memcpy(s->v[s->n].qid, qid, SPOOL_QID_LEN + 1);
+    s->v[s->n].queue = s->queue;
+    s->n++;
+    return 0;
+}
+
+static int qmgr_cmp_due(const void *a, const void *b)
+{
+    return strcmp(((const struct qmgr_due *)a)->qid, ((const struct qmgr_due *)b)->qid);
+}
+
+/* qmgr_batch - load, route and locally deliver due[0..n) as one durable batch. */
+static void qmgr_batch(struct qmgr *q, const struct qmgr_due *due, size_t n)
+{
+    struct maildir_batch *b = maildir_batch_new(q->cfg->hostname);
+    struct qmgr_msg **msgs = calloc(n ? n : 1, sizeof *msgs);
+    if (!b || !msgs) {
+        log_error("qmgr batch-failed error=\"out of memory\"");
+        maildir_batch_free(&b);
+        free(msgs);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct qmgr_msg *m = qmgr_load(q, due[i].qid, due[i].queue);
+        if (!m)
+            continue;
+        q->st->messages++;
+        qmgr_active_add(q, m);
+        m->jobs++; /* the pass itself holds the message until its local part is done */
+        msgs[i] = m;
+        qmgr_route_msg(q, m, b);
+    }
+    int rc = maildir_batch_commit(b);
+    if (rc != 0)
+        log_error("qmgr maildir-commit error=\"%s\" errno=\"%s\"", err_str(rc), strerror(errno));
+    for (size_t i = 0; i < n; i++) {
+        if (!msgs[i])
+            continue;
+        qmgr_local_results(msgs[i], b);
+        qmgr_job_done(msgs[i]); /* finishes the message unless remote jobs are running */
+    }
     maildir_batch_free(&b);
-    free(done);
+    free(msgs);
+}
+
+static int qmgr_scan_queue(struct qmgr *q, struct qmgr_scan *s, enum spool_queue queue)
+{
+    s->queue = queue;
+    int rc = spool_scan_queue(q->cfg->spool_dir, queue, qmgr_collect, s);
+    if (rc != 0 && rc != PST_ENOENT) {
+        log_error("qmgr scan-failed queue=%s error=\"%s\" errno=\"%s\"", spool_queue_name(queue),
+                  err_str(rc), strerror(errno));
+        return rc;
+    }
+    return 0;
 }
 
 int qmgr_deliver_pass(struct qmgr *q, struct qmgr_pass_stats *stp)
 {
-    struct qmgr_pass_stats local, *st = stp != NULL ? stp : &local;
-    struct qmgr_qids qids = {0};
-    struct qmgr_msg *msgs;
-    size_t batch, i, j;
+    struct qmgr_pass_stats local;
+    struct qmgr_scan s = {.q = q, .now = (int64_t)time(NULL)};
     int rc;
 
-    memset(st, 0, sizeof(*st));
-    rc = spool_scan(q->cfg->spool_dir, qmgr_collect, &qids);
-    if (rc != 0) {
-        log_error("qmgr scan-failed dir=%s error=\"%s\" errno=\"%s\"", q->cfg->spool_dir,
-                  err_str(rc), strerror(errno));
-        free(qids.v);
-        return rc;
-    }
-    if (qids.n > 1)
-        qsort(qids.v, qids.n, sizeof(*qids.v), qmgr_cmp_qid);
-    qmgr_held_prune(q, &qids);
-    batch = q->cfg->delivery_batch > 0 ? (size_t)q->cfg->delivery_batch : 1;
-    msgs = calloc(batch, sizeof(*msgs));
-    if (msgs == NULL) {
-        free(qids.v);
-        return PST_ENOMEM;
-    }
-    for (i = 0; i < qids.n; i += batch) {
-        size_t n = qids.n - i < batch ? qids.n - i : batch;
-        for (j = 0; j < n; j++) {
-            memset(&msgs[j], 0, sizeof(msgs[j]));
-            msgs[j].fd = -1;
-            memcpy(msgs[j].qid, qids.v[i + j], sizeof(msgs[j].qid));
+    q->st = stp != NULL ? stp : &local;
+    memset(q->st, 0, sizeof(*q->st));
+    q->in_pass = 1;
+    if ((rc = qmgr_scan_queue(q, &s, SPOOL_Q_INCOMING)) != 0 ||
+        (rc = qmgr_scan_queue(q, &s, SPOOL_Q_DEFERRED)) != 0)
+        goto out;
+    if (s.n > 1)
+        qsort(s.v, s.n, sizeof(*s.v), qmgr_cmp_due);
+    size_t batch = q->cfg->delivery_batch > 0 ? (size_t)q->cfg->delivery_batch : 1;
+    size_t i = 0;
+    while (i < s.n) {
+        if (q->nactive >= QMGR_MAX_ACTIVE) {
+            q->backlog = 1; /* resumed when messages finish */
+            break;
         }
-        qmgr_batch(q, msgs, n, st);
+        size_t room = QMGR_MAX_ACTIVE - q->nactive;
+        size_t k = s.n - i < batch ? s.n - i : batch;
+        if (k > room)
+            k = room;
+        qmgr_batch(q, s.v + i, k);
+        i += k;
     }
-    free(msgs);
-    free(qids.v);
-    if (st->messages > 0)
+    if (s.next_due > 0)
+        qmgr_schedule_pass(q, s.next_due);
+    if (q->st->messages > 0)
         log_debug("qmgr pass messages=%zu delivered=%zu failed=%zu deferred=%zu removed=%zu "
-                  "quarantined=%zu",
-                  st->messages, st->delivered, st->failed, st->deferred, st->removed,
-                  st->quarantined);
-    return 0;
+                  "quarantined=%zu active=%zu",
+                  q->st->messages, q->st->delivered, q->st->failed, q->st->deferred, q->st->removed,
+                  q->st->quarantined, q->nactive);
+out:
+    q->in_pass = 0;
+    q->st = &q->sink;
+    free(s.v);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- event loop */
+
+static void qmgr_schedule_pass(struct qmgr *q, int64_t when)
+{
+    int64_t now = (int64_t)time(NULL);
+    if (when < now)
+        when = now;
+    if (q->pass_at != 0 && q->pass_at <= when)
+        return; /* an earlier pass is already due */
+    q->pass_at = when;
+    struct timeval tv = {(time_t)(when - now), when == now ? 1000 : 0};
+    event_add(q->ev_pass, &tv);
+}
 
 static int qmgr_sock_path(const struct cfg *cfg, struct sockaddr_un *sun)
 {
@@ -571,10 +878,15 @@ static int qmgr_bind(struct qmgr *q)
 
 static void qmgr_pass_logged(struct qmgr *q)
 {
-    struct qmgr_pass_stats st;
-
-    if (qmgr_deliver_pass(q, &st) != 0)
+    if (qmgr_deliver_pass(q, NULL) != 0)
         log_warn("qmgr pass-failed");
+}
+
+static void qmgr_on_pass(evutil_socket_t fd, short what, void *arg)
+{
+    struct qmgr *q = arg;
+    q->pass_at = 0;
+    qmgr_pass_logged(q);
 }
 
 static void qmgr_on_sock(evutil_socket_t fd, short what, void *arg)
@@ -598,7 +910,7 @@ static void qmgr_on_signal(evutil_socket_t sig, short what, void *arg)
 {
     struct qmgr *q = arg;
 
-    log_info("qmgr stopping signal=%d", (int)sig);
+    log_info("qmgr stopping signal=%d active=%zu", (int)sig, q->nactive);
     event_base_loopbreak(q->base);
 }
 
@@ -609,13 +921,15 @@ int qmgr_run(const struct cfg *cfg)
     struct qmgr *q = NULL;
     int rc;
 
+    srandom((unsigned)time(NULL) ^ (unsigned)getpid());
+    signal(SIGPIPE, SIG_IGN);
     if ((rc = spool_init(cfg->spool_dir)) != 0) {
         log_error("qmgr start-failed reason=\"spool init: %s\" errno=\"%s\"", err_str(rc),
                   strerror(errno));
         return rc;
     }
     if ((rc = qmgr_new(cfg, &q)) != 0) {
-        log_error("qmgr start-failed reason=\"user database: %s\"", err_str(rc));
+        log_error("qmgr start-failed reason=\"%s\"", err_str(rc));
         return rc;
     }
     if ((rc = qmgr_bind(q)) != 0) {
@@ -624,9 +938,6 @@ int qmgr_run(const struct cfg *cfg)
         goto out;
     }
     rc = PST_ENOMEM;
-    q->base = event_base_new();
-    if (q->base == NULL)
-        goto out;
     ev_sock = event_new(q->base, q->sock, EV_READ | EV_PERSIST, qmgr_on_sock, q);
     ev_timer = event_new(q->base, -1, EV_PERSIST, qmgr_on_timer, q);
     ev_term = evsignal_new(q->base, SIGTERM, qmgr_on_signal, q);
@@ -656,8 +967,6 @@ out:
         if (qmgr_sock_path(cfg, &sun) == 0)
             (void)unlink(sun.sun_path);
     }
-    if (q->base != NULL)
-        event_base_free(q->base);
     qmgr_free(&q);
     return rc;
 }

@@ -1,7 +1,7 @@
 /*
  * qmgr.h - the queue manager process: takes committed messages from the
- * spool and delivers them (issue 3: local Maildir delivery; the router and
- * outbound transports come later).
+ * spool, routes each recipient, delivers to local Maildirs and over SMTP,
+ * retries, and bounces (see qmgr.c and docs/queue.md).
  *
  * Wake-up: the manager binds a Unix datagram socket <run_dir>/qmgr.sock;
  * any datagram makes it scan incoming/ at once. It also scans every
@@ -28,8 +28,8 @@ struct qmgr;
 struct qmgr_pass_stats {
     size_t messages;    /* spool files looked at */
     size_t delivered;   /* recipients written to a Maildir in this pass */
-    size_t failed;      /* recipients with a final failure (unknown user) */
-    size_t deferred;    /* recipients left for a later pass (no transport yet, temporary error) */
+    size_t failed;      /* recipients with a final failure (the sender gets a DSN) */
+    size_t deferred;    /* recipients left for a later attempt (temporary error) */
     size_t removed;     /* spool files removed (every recipient final) */
     size_t quarantined; /* malformed spool files moved to corrupt/ */
 };
@@ -48,5 +48,8 @@ void qmgr_free(struct qmgr **q);
  * are logged and counted, not returned.
  */
 PST_MUST_CHECK int qmgr_deliver_pass(struct qmgr *q, struct qmgr_pass_stats *st);
+
+/* qmgr_base - the manager's event base (remote deliveries and retries run on it); borrowed. */
+struct event_base *qmgr_base(struct qmgr *q);
 
 #endif

@@ -30,6 +30,8 @@
 #include "lib/userdb.h"
 #include "queue/qmgr.h"
 
+#include <event2/event.h>
+
 struct fx {
     char root[400];
     char maildir_alice[600];
@@ -70,7 +72,8 @@ static struct cfg *load_cfg(const char *root, int batch)
     snprintf(text, sizeof(text),
              "[server]\nhostname = mx.example.org\nvar_dir = %s/var\n"
              "[local]\nlocal_domains = example.org, localhost\nmail_dir = %s/mail\n"
-             "[queue]\ndelivery_batch = %d\nqueue_scan_interval = 3600\n",
+             "[queue]\ndelivery_batch = %d\nqueue_scan_interval = 3600\nfirst_retry = 600\n"
+             "[dns]\nresolver = 127.0.0.1@9\ndns_timeout = 1\n",
              root, root, batch);
     c = cfg_load_string(text, "test", err, sizeof(err));
     if (c == NULL)
@@ -293,6 +296,20 @@ static void test_crash_after_publish(void **state)
     spool_env_free(&env);
 }
 
+struct find_dsn {
+    const char *dir;
+    int n;
+    char qid[SPOOL_QID_LEN + 1];
+};
+
+static int find_dsn_cb(void *arg, const char *qid)
+{
+    struct find_dsn *fd = arg;
+    fd->n++;
+    memcpy(fd->qid, qid, sizeof(fd->qid));
+    return 0;
+}
+
 static void test_unknown_user_and_bad_names(void **state)
 {
     struct fx *f = *state;
@@ -305,45 +322,71 @@ static void test_unknown_user_and_bad_names(void **state)
     assert_int_equal(st.failed, 3);
     assert_int_equal(st.delivered, 1);
     assert_int_equal(st.removed, 1);
-    assert_int_equal(count(f->cfg->spool_dir, "incoming"), 0);
     assert_int_equal(count(f->maildir_alice, "new"), 1);
     assert_int_equal(count(f->cfg->mail_dir, ""), 1); /* only alice's Maildir exists */
+
+    /* the three failures produced one DSN to the sender, with the null envelope sender */
+    struct find_dsn fd = {f->cfg->spool_dir, 0, ""};
+    assert_int_equal(spool_scan(f->cfg->spool_dir, find_dsn_cb, &fd), 0);
+    assert_int_equal(fd.n, 1);
+    assert_string_not_equal(fd.qid, env->qid);
+    struct spool_env *dsn = NULL;
+    int fdsn = -1;
+    uint64_t len = 0;
+    assert_int_equal(spool_open(f->cfg->spool_dir, fd.qid, &dsn, &fdsn, &len), 0);
+    assert_string_equal(dsn->sender, "");
+    assert_int_equal(dsn->nrcpt, 1);
+    assert_string_equal(dsn->rcpt[0].addr, "x@y.z");
+    char *body = calloc(1, len + 1);
+    assert_int_equal(read(fdsn, body, len), (ssize_t)len);
+    assert_non_null(strstr(body, "multipart/report"));
+    assert_non_null(strstr(body, "Final-Recipient: rfc822; ghost@example.org"));
+    assert_non_null(strstr(body, "Status: 5.1.1"));
+    free(body);
+    close(fdsn);
+    spool_env_free(&dsn);
     spool_env_free(&env);
 }
 
-static void test_remote_recipient_stays(void **state)
+static void test_remote_recipient_deferred(void **state)
 {
     struct fx *f = *state;
     static const char *const rcpts[] = {"alice@example.org", "dave@remote.example", NULL};
     struct spool_env *env = put(f, "x@y.z", rcpts, "Subject: s\r\n\r\nb\r\n");
     struct qmgr_pass_stats st;
 
+    /* the local copy is delivered at once; the remote one goes to the SMTP transport */
     assert_int_equal(qmgr_deliver_pass(f->q, &st), 0);
     assert_int_equal(st.delivered, 1);
-    assert_int_equal(st.deferred, 1);
     assert_int_equal(st.removed, 0);
     assert_int_equal(count(f->cfg->spool_dir, "incoming"), 1);
     assert_int_equal(count(f->maildir_alice, "new"), 1);
 
-    /* later passes neither re-deliver nor remove */
+    /* while its delivery runs, a new pass leaves the message alone */
     assert_int_equal(qmgr_deliver_pass(f->q, &st), 0);
-    assert_int_equal(st.messages, 1);
-    assert_int_equal(st.delivered, 0);
-    assert_int_equal(st.deferred, 1);
-    assert_int_equal(count(f->cfg->spool_dir, "incoming"), 1);
-    assert_int_equal(count(f->maildir_alice, "new"), 1);
+    assert_int_equal(st.messages, 0);
 
-    /* a restarted qmgr (no memory) re-delivers idempotently: still one file */
+    /* the resolver does not answer: after dns_timeout the message is deferred, not bounced */
+    for (int i = 0; i < 40 && count(f->cfg->spool_dir, "deferred") == 0; i++)
+        event_base_loop(qmgr_base(f->q), EVLOOP_ONCE);
+    assert_int_equal(count(f->cfg->spool_dir, "incoming"), 0);
+    assert_int_equal(count(f->cfg->spool_dir, "deferred"), 1);
+
+    /* a restarted qmgr knows alice's copy is done (state file) and the retry is not due yet */
     qmgr_free(&f->q);
     assert_int_equal(qmgr_new(f->cfg, &f->q), 0);
     assert_int_equal(qmgr_deliver_pass(f->q, &st), 0);
-    assert_int_equal(st.delivered, 1);
+    assert_int_equal(st.messages, 0);
     assert_int_equal(count(f->maildir_alice, "new"), 1);
 
-    /* once the message leaves the spool, the held state is forgotten */
-    assert_int_equal(spool_remove(f->cfg->spool_dir, env->qid), 0);
+    /* once due (as after `postern queue flush`), only the remote recipient is tried again */
+    assert_int_equal(spool_move(f->cfg->spool_dir, env->qid, SPOOL_Q_DEFERRED, SPOOL_Q_DEFERRED,
+                                (int64_t)time(NULL)),
+                     0);
     assert_int_equal(qmgr_deliver_pass(f->q, &st), 0);
-    assert_int_equal(st.messages, 0);
+    assert_int_equal(st.messages, 1);
+    assert_int_equal(st.delivered, 0);
+    assert_int_equal(count(f->maildir_alice, "new"), 1);
     spool_env_free(&env);
 }
 
@@ -454,7 +497,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_local_delivery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_after_publish, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_user_and_bad_names, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_remote_recipient_stays, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remote_recipient_deferred, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_quarantined, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_batches, setup_small_batch, teardown),
         cmocka_unit_test_setup_teardown(test_wake, setup, teardown),
