@@ -238,8 +238,9 @@ void qmgr_rcpt_result(struct qmgr_msg *m, size_t i, enum qmgr_rstate final_state
     if (final_state == QMGR_R_DELIVERED) {
         qmgr_record(m, "r %zu D %s", i, r->status[0] ? r->status : "2.0.0");
         m->q->st->delivered++;
-        log_info("qmgr delivered qid=%s rcpt=%s relay=%s dsn=%s status=sent%s%s", m->qid,
+        log_info("qmgr delivered qid=%s rcpt=%s relay=%s tls=\"%s\" dsn=%s status=sent%s%s", m->qid,
                  qmgr_q(qa, sizeof qa, addr), r->remote[0] ? r->remote : "local",
+                 r->remote[0] ? (m->tls[0] ? m->tls : "none") : "local",
                  r->status[0] ? r->status : "2.0.0", r->mailbox[0] ? " mailbox=" : "", r->mailbox);
     } else if (final_state == QMGR_R_FAILED) {
         qmgr_record(m, "r %zu F %s %s %s", i, r->status[0] ? r->status : "5.0.0",

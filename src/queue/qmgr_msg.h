@@ -48,6 +48,7 @@ struct qmgr_msg {
     unsigned attempts;      /* earlier attempts (from the state file) */
     int warned;             /* delay warning sent */
     size_t jobs;            /* remote delivery jobs outstanding */
+    char tls[64];           /* TLS of the session reporting results now ("" = none) */
     struct qmgr_msg *hnext; /* active-table chain */
 };
 

@@ -29,6 +29,9 @@
 #include <strings.h>
 #include <time.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <event2/event.h>
 
 #include "lib/dns.h"
@@ -317,6 +320,7 @@ static void qs_on_sent(void *arg, int status, const char *why)
     if (status != 0)
         log_info("qmgr transaction qid=%s relay=%s tls=\"%s\" status=%s why=\"%s\"", j->m->qid,
                  k->relay, tls, status == PST_EPERM ? "failed" : "deferred", why ? why : "");
+    snprintf(j->m->tls, sizeof j->m->tls, "%s", ti ? ti : "");
     qs_job_results(j, status, why, k->relay);
     if (status == 0 && smtpc_usable(k->c)) {
         qs_conn_next_job(k);
@@ -343,22 +347,24 @@ static int qs_conn_advance(struct qs_conn *k)
     return -1;
 }
 
-static void qs_on_connected(void *arg, int status, const char *why)
+static void qs_on_connected(void *arg, int status, const char *why_arg)
 {
     struct qs_conn *k = arg;
     struct qs_dest *d = k->d;
+    char why[400];
+    /* why belongs to the session, which is freed below: keep a copy */
+    snprintf(why, sizeof why, "%s", why_arg ? why_arg : "failed");
     if (status == 0) {
         const char *ti = smtpc_tls_info(k->c);
         log_info("qmgr connected relay=%s tls=\"%s\"", k->relay, ti ? ti : "none");
         qs_conn_next_job(k);
         return;
     }
-    qs_set_error(d, "%s: %s", k->relay, why ? why : "failed");
-    log_info("qmgr connect-failed relay=%s why=\"%s\"", k->relay, why ? why : "");
+    qs_set_error(d, "%s: %s", k->relay, why);
+    log_info("qmgr connect-failed relay=%s why=\"%s\"", k->relay, why);
     smtpc_free(&k->c);
     /* policy "may": a failed TLS handshake is retried once in clear on the same address */
-    if (!k->no_tls && why && strncmp(why, "tls failed", 10) == 0 &&
-        strcmp(qs_policy(d, k), "may") == 0) {
+    if (!k->no_tls && strncmp(why, "tls failed", 10) == 0 && strcmp(qs_policy(d, k), "may") == 0) {
         k->no_tls = 1;
         qs_conn_start(d, k);
         return;
@@ -420,13 +426,55 @@ static void qs_conn_start(struct qs_dest *d, struct qs_conn *k)
     }
 }
 
+/*
+ * qs_literal_nexthop - a next hop written as a numeric address ("[192.0.2.1]" in
+ * the transport map, or an address-literal recipient): fill d->mx without DNS.
+ * Returns 1 if it was one.
+ */
+static int qs_literal_nexthop(struct qs_dest *d)
+{
+    const char *h = d->rt.nexthop;
+    if (strncasecmp(h, "IPv6:", 5) == 0)
+        h += 5;
+    unsigned port = d->rt.port ? d->rt.port : (unsigned)d->s->cfg->client_smtp_port;
+    struct sockaddr_storage ss;
+    socklen_t len = 0;
+    memset(&ss, 0, sizeof ss);
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, h, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        len = sizeof *v4;
+    } else if (inet_pton(AF_INET6, h, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        len = sizeof *v6;
+    } else {
+        return 0;
+    }
+    free(d->mx);
+    d->mx = calloc(1, sizeof *d->mx);
+    if (!d->mx)
+        return 0;
+    d->mx->status = DNS_OK;
+    d->mx->nhosts = 1;
+    snprintf(d->mx->host[0].name, sizeof d->mx->host[0].name, "%s", d->rt.nexthop);
+    d->mx->host[0].naddr = 1;
+    d->mx->host[0].addr[0] = ss;
+    d->mx->host[0].addrlen[0] = len;
+    return 1;
+}
+
 /* qs_dest_run - make progress on d: resolve, fail/defer on DNS errors, open connections. */
 static void qs_dest_run(struct qs_dest *d)
 {
     if (!d || !d->head)
         return;
     struct qmgr_smtp *s = d->s;
-    if (d->dns_state == 0) {
+    if (d->dns_state == 0 && qs_literal_nexthop(d)) {
+        d->dns_state = 2; /* [192.0.2.1] or an address literal: no DNS */
+    } else if (d->dns_state == 0) {
         unsigned port = d->rt.port ? d->rt.port : (unsigned)s->cfg->client_smtp_port;
         d->dns_state = 1;
         d->dq =
@@ -596,6 +644,12 @@ struct qmgr_smtp *qmgr_smtp_new(struct event_base *base, const struct cfg *cfg)
         dns_resolver_set_option(s->dns, "local-zone:", "test. transparent") < 0)
         log_warn("qmgr dns-option-failed option=local-zone");
     s->tls = smtpc_tls_ctx_new(cfg->client_tls_ca_file[0] ? cfg->client_tls_ca_file : NULL);
+    if (!s->tls && cfg->client_tls_ca_file[0]) {
+        /* Opportunistic TLS needs no trust anchors: keep it, only "verify" will fail. */
+        log_warn("qmgr tls-ca-file-unusable path=%s effect=\"tls_policy verify will fail\"",
+                 cfg->client_tls_ca_file);
+        s->tls = smtpc_tls_ctx_new(NULL);
+    }
     s->kick = event_new(base, -1, 0, qs_on_kick, s);
     if (!s->dns || !s->kick || qs_load_auth(s, cfg->client_auth_file) < 0) {
         qmgr_smtp_free(&s);

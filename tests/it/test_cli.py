@@ -132,7 +132,8 @@ def _relay_one(srv, token):
 
 
 def test_queue_list_show_delete(make_server, token):
-    srv = make_server()
+    # A resolver that never answers keeps the relayed message in the queue meanwhile.
+    srv = make_server(overrides={"dns": {"resolver": "127.0.0.1@9", "dns_timeout": "60"}})
     qid = _relay_one(srv, token)
     cp = srv.cli("queue", "list", check=True)
     assert qid.encode() in cp.stdout, cp.stdout
