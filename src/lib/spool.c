@@ -823,9 +823,10 @@ int spool_scan_queue(const char *spool_dir, enum spool_queue q, spool_scan_time_
         }
         if (!spool_qid_valid(de->d_name))
             continue; /* ".", "..", editor leftovers: not ours */
-        /* mtime is the next attempt time in deferred/ (set by spool_move). */
-        int64_t mtime =
-            fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 ? (int64_t)st.st_mtime : 0;
+        /* mtime is the next attempt time in deferred/ (set by spool_move); elsewhere unused. */
+        int64_t mtime = 0;
+        if (q == SPOOL_Q_DEFERRED && fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+            mtime = (int64_t)st.st_mtime;
         if (cb(arg, de->d_name, mtime) != 0)
             break;
     }

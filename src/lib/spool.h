@@ -184,7 +184,8 @@ enum spool_queue { SPOOL_Q_INCOMING = 0, SPOOL_Q_DEFERRED, SPOOL_Q_HOLD };
 /* spool_queue_name - "incoming", "deferred" or "hold". */
 const char *spool_queue_name(enum spool_queue q);
 
-/* spool_scan_time_cb - qid and the file's mtime (in deferred/: the next attempt time). */
+/* spool_scan_time_cb - qid and, in deferred/, the file's mtime = next attempt time (0 elsewhere).
+ */
 typedef int (*spool_scan_time_cb)(void *arg, const char *qid, int64_t mtime);
 PST_MUST_CHECK int spool_scan_queue(const char *spool_dir, enum spool_queue q,
                                     spool_scan_time_cb cb, void *arg);

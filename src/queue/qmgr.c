@@ -82,6 +82,7 @@ struct qmgr {
     size_t nactive;
     int backlog; /* a pass stopped at QMGR_MAX_ACTIVE */
     int in_pass;
+    int unsynced[3]; /* per spool_queue: removals not yet fsync'd */
     int sock;
     struct event *ev_pass;      /* one-shot: run a pass (soon or at the next due time) */
     int64_t pass_at;            /* when ev_pass fires, 0 = not armed */
@@ -172,6 +173,7 @@ static void qmgr_record(struct qmgr_msg *m, const char *fmt, ...)
         return;
     if ((size_t)n >= sizeof line)
         line[sizeof line - 1] = '\0'; /* diagnostics may be cut; the record stays valid */
+    m->has_state = 1;
     int rc = spool_state_append(m->q->cfg->spool_dir, m->qid, line);
     if (rc < 0)
         log_error("qmgr state-write-failed qid=%s error=\"%s\" errno=\"%s\"", m->qid, err_str(rc),
@@ -187,6 +189,7 @@ static int qmgr_state_apply(void *arg, const char *rec)
     char kind, status[16], remote[128];
     int used = 0;
 
+    m->has_state = 1;
     if (rec[0] == 'a') {
         m->attempts++;
         return 0;
@@ -202,11 +205,13 @@ static int qmgr_state_apply(void *arg, const char *rec)
     switch (kind) {
     case 'D':
         r->state = QMGR_R_DELIVERED;
+        r->recorded = 1;
         if (sscanf(rest, " %15s", status) == 1)
             memcpy(r->status, status, sizeof r->status);
         break;
     case 'F':
         r->state = QMGR_R_FAILED;
+        r->recorded = 1;
         if (sscanf(rest, " %15s %127s %n", status, remote, &used) >= 2) {
             memcpy(r->status, status, sizeof r->status);
             snprintf(r->remote, sizeof r->remote, "%s", strcmp(remote, "-") ? remote : "");
@@ -236,7 +241,13 @@ void qmgr_rcpt_result(struct qmgr_msg *m, size_t i, enum qmgr_rstate final_state
     qmgr_clean(r->diag, sizeof r->diag, diag ? diag : "");
     r->state = final_state;
     if (final_state == QMGR_R_DELIVERED) {
-        qmgr_record(m, "r %zu D %s", i, r->status[0] ? r->status : "2.0.0");
+        /* Local copies need no record while the message finishes now: their Maildir
+         * names are deterministic, so a repeat after a crash is a no-op. qmgr_defer
+         * records them if the message stays. Remote deliveries are recorded at once. */
+        if (r->remote[0]) {
+            qmgr_record(m, "r %zu D %s", i, r->status[0] ? r->status : "2.0.0");
+            r->recorded = 1;
+        }
         m->q->st->delivered++;
         log_info("qmgr delivered qid=%s rcpt=%s relay=%s tls=\"%s\" dsn=%s status=sent%s%s", m->qid,
                  qmgr_q(qa, sizeof qa, addr), r->remote[0] ? r->remote : "local",
@@ -245,6 +256,7 @@ void qmgr_rcpt_result(struct qmgr_msg *m, size_t i, enum qmgr_rstate final_state
     } else if (final_state == QMGR_R_FAILED) {
         qmgr_record(m, "r %zu F %s %s %s", i, r->status[0] ? r->status : "5.0.0",
                     r->remote[0] ? r->remote : "-", r->diag);
+        r->recorded = 1;
         m->q->st->failed++;
         log_info("qmgr undeliverable qid=%s rcpt=%s relay=%s dsn=%s status=bounced reason=%s",
                  m->qid, qmgr_q(qa, sizeof qa, addr), r->remote[0] ? r->remote : "local", r->status,
@@ -357,14 +369,18 @@ static void qmgr_remove(struct qmgr_msg *m)
 {
     const char *spool = m->q->cfg->spool_dir;
     int rc = spool_remove_queue(spool, m->queue, m->qid);
-    if (rc == 0)
+    /* Inside a pass the directory is synced once per batch (qmgr_batch); a lost unlink
+     * only means an idempotent repeat. */
+    if (rc == 0 && m->q->in_pass)
+        m->q->unsynced[m->queue] = 1;
+    else if (rc == 0)
         rc = spool_sync_queue(spool, m->queue);
     if (rc < 0) {
         log_error("qmgr remove-failed qid=%s error=\"%s\" errno=\"%s\"", m->qid, err_str(rc),
                   strerror(errno));
         return;
     }
-    if (spool_state_remove(spool, m->qid) < 0)
+    if (m->has_state && spool_state_remove(spool, m->qid) < 0)
         log_warn("qmgr state-remove-failed qid=%s", m->qid);
     m->q->st->removed++;
     log_info("qmgr removed qid=%s", m->qid);
@@ -375,6 +391,12 @@ static void qmgr_defer(struct qmgr_msg *m)
 {
     const struct cfg *cfg = m->q->cfg;
     int64_t now = (int64_t)time(NULL);
+    for (size_t i = 0; i < m->env->nrcpt; i++) {
+        if (m->r[i].state == QMGR_R_DELIVERED && !m->r[i].recorded) {
+            qmgr_record(m, "r %zu D %s", i, m->r[i].status[0] ? m->r[i].status : "2.0.0");
+            m->r[i].recorded = 1;
+        }
+    }
     m->attempts++;
     qmgr_record(m, "a %lld", (long long)now);
     if (cfg->delay_warning > 0 && !m->warned && now - m->env->time >= cfg->delay_warning)
@@ -753,6 +775,12 @@ static void qmgr_batch(struct qmgr *q, const struct qmgr_due *due, size_t n)
             continue;
         qmgr_local_results(msgs[i], b);
         qmgr_job_done(msgs[i]); /* finishes the message unless remote jobs are running */
+    }
+    for (int k = 0; k < 3; k++) {
+        if (q->unsynced[k] && spool_sync_queue(q->cfg->spool_dir, (enum spool_queue)k) < 0)
+            log_error("qmgr spool-sync-failed queue=%s errno=\"%s\"",
+                      spool_queue_name((enum spool_queue)k), strerror(errno));
+        q->unsynced[k] = 0;
     }
     maildir_batch_free(&b);
     free(msgs);

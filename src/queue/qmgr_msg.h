@@ -30,6 +30,7 @@ enum qmgr_rstate {
 struct qmgr_rcpt {
     enum qmgr_rstate state;
     int dsn_sent;     /* the failure (or success) notification is out */
+    int recorded;     /* its final result is in the state file */
     int item;         /* local Maildir batch index, -1 if none */
     char status[16];  /* RFC 3463 "5.1.1" */
     char remote[128]; /* remote MTA host, "" for local */
@@ -49,6 +50,7 @@ struct qmgr_msg {
     int warned;             /* delay warning sent */
     size_t jobs;            /* remote delivery jobs outstanding */
     char tls[64];           /* TLS of the session reporting results now ("" = none) */
+    int has_state;          /* state/<qid> exists (records loaded or written) */
     struct qmgr_msg *hnext; /* active-table chain */
 };
 
