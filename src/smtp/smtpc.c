@@ -18,8 +18,10 @@
  * RFCs: 5321 (SMTP; EHLO with HELO fallback on 5xx, 3.2; reply codes 4.2;
  * timeouts 4.5.3.2; dot-stuffing 4.5.2), 2920 (PIPELINING: MAIL, every RCPT
  * and DATA go out in one write, replies are read in order), 1870 (SIZE),
- * 6152 (8BITMIME; no MIME downgrade is implemented: 8-bit content to a peer
- * without 8BITMIME is refused with 5.6.3), 6531 (SMTPUTF8, else 5.6.7), 3207
+ * 6152 (8BITMIME; 8-bit content for a peer without 8BITMIME is converted to
+ * 7-bit MIME by mime7bit.c - quoted-printable or base64 per part - and sent
+ * from a private memory file; a message that cannot be converted, e.g. with
+ * 8-bit header fields, is refused with 5.6.3), 6531 (SMTPUTF8, else 5.6.7), 3207
  * (STARTTLS: plain bytes after the 220 are a protocol error, all knowledge
  * from the first EHLO is discarded), 4954 (AUTH PLAIN, initial response,
  * only over TLS), 3461 (DSN parameters passed through when the peer offers
@@ -47,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -58,16 +61,19 @@
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 
+#include "lib/buf.h"
 #include "lib/log.h"
+#include "lib/mime7bit.h"
 #include "lib/netaddr.h"
 #include "lib/tls.h"
 #include "smtp/smtp_parser.h"
 
-#define SMTPC_CMD_MAX 2048          /* one command line we send, CRLF included */
-#define SMTPC_CHUNK 65536           /* content bytes read per pread */
-#define SMTPC_OUT_HIGH (256 * 1024) /* stop queuing content above this */
-#define SMTPC_OUT_LOW (64 * 1024)   /* write callback fires below this */
-#define SMTPC_IN_MAX (64 * 1024)    /* read watermark: input buffered at most */
+#define SMTPC_CMD_MAX 2048            /* one command line we send, CRLF included */
+#define SMTPC_CHUNK 65536             /* content bytes read per pread */
+#define SMTPC_CONVERT_MAX (64u << 20) /* largest message converted to 7bit in memory */
+#define SMTPC_OUT_HIGH (256 * 1024)   /* stop queuing content above this */
+#define SMTPC_OUT_LOW (64 * 1024)     /* write callback fires below this */
+#define SMTPC_IN_MAX (64 * 1024)      /* read watermark: input buffered at most */
 #define SMTPC_WHY_MAX 600
 #define SMTPC_AUTH_FIELD_MAX 255 /* user / password length for AUTH PLAIN */
 #define SMTPC_ADDR_MAX 512       /* envelope address length */
@@ -139,6 +145,8 @@ struct smtpc {
     int need_rset;    /* previous transaction failed */
     int defer_status; /* for SMTPC_S_REFUSED */
     uint64_t content_pos;
+    int conv_fd; /* -1, or the 7-bit converted copy of the current message (owned) */
+    uint64_t conv_len;
     int at_bol, prev_cr;
     char *obuf; /* 2 * SMTPC_CHUNK + 2: one stuffed chunk */
     char *ibuf; /* SMTPC_CHUNK */
@@ -565,8 +573,9 @@ static int smtpc_cmd_mail(struct smtpc *c)
 {
     const struct smtpc_msg *m = c->msg;
     char size[32] = "", envid[SMTP_ENVID_MAX + 16] = "";
-    if ((c->ehlo.ext & SMTP_EXT_SIZE) && m->size > 0)
-        snprintf(size, sizeof(size), " SIZE=%llu", (unsigned long long)m->size);
+    uint64_t msize = c->conv_fd >= 0 ? c->conv_len : m->size;
+    if ((c->ehlo.ext & SMTP_EXT_SIZE) && msize > 0)
+        snprintf(size, sizeof(size), " SIZE=%llu", (unsigned long long)msize);
     int dsn = (c->ehlo.ext & SMTP_EXT_DSN) != 0;
     if (dsn && m->envid && m->envid[0])
         snprintf(envid, sizeof(envid), " ENVID=%s", m->envid);
@@ -751,11 +760,13 @@ static int smtpc_pump(struct smtpc *c)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
     const struct smtpc_msg *m = c->msg;
-    while (evbuffer_get_length(out) < SMTPC_OUT_HIGH && c->content_pos < m->content_len) {
-        uint64_t left = m->content_len - c->content_pos;
+    int fd = c->conv_fd >= 0 ? c->conv_fd : m->content_fd;
+    off_t base = c->conv_fd >= 0 ? 0 : m->content_offset;
+    uint64_t total = c->conv_fd >= 0 ? c->conv_len : m->content_len;
+    while (evbuffer_get_length(out) < SMTPC_OUT_HIGH && c->content_pos < total) {
+        uint64_t left = total - c->content_pos;
         size_t want = left < SMTPC_CHUNK ? (size_t)left : SMTPC_CHUNK;
-        ssize_t got =
-            pread(m->content_fd, c->ibuf, want, m->content_offset + (off_t)c->content_pos);
+        ssize_t got = pread(fd, c->ibuf, want, base + (off_t)c->content_pos);
         if (got < 0 && errno == EINTR)
             continue;
         if (got <= 0) /* drop without "." so that nothing truncated is delivered */
@@ -767,7 +778,7 @@ static int smtpc_pump(struct smtpc *c)
             return smtpc_abort(c, PST_EAGAIN, "out of memory queuing content");
         smtpc_arm_timer(c); /* data block timeout */
     }
-    if (c->content_pos < m->content_len)
+    if (c->content_pos < total)
         return 0; /* the write callback continues */
     int rc = 0;
     if (c->prev_cr) /* content ended in a bare CR: complete the line */
@@ -1006,6 +1017,8 @@ struct smtpc *smtpc_connect(struct event_base *base, const struct sockaddr *sa, 
         return NULL;
     }
     struct smtpc *c = calloc(1, sizeof(*c));
+    if (c)
+        c->conv_fd = -1;
     if (!c)
         return NULL;
     int err = 0;
@@ -1096,6 +1109,70 @@ static int smtpc_msg_ok(const struct smtpc_msg *m)
     return 1;
 }
 
+static void smtpc_conv_release(struct smtpc *c)
+{
+    if (c->conv_fd >= 0)
+        close(c->conv_fd);
+    c->conv_fd = -1;
+    c->conv_len = 0;
+}
+
+/*
+ * smtpc_downgrade - RFC 6152 3: convert m's content to 7-bit MIME into a
+ * private memory file (c->conv_fd), sent instead of the original. Returns 0,
+ * PST_EINVAL/PST_ELIMIT (cannot be converted), PST_ENOMEM or PST_EIO.
+ */
+static int smtpc_downgrade(struct smtpc *c, const struct smtpc_msg *m)
+{
+    if (m->content_len > SMTPC_CONVERT_MAX)
+        return PST_ELIMIT;
+    size_t len = (size_t)m->content_len;
+    char *raw = malloc(len ? len : 1);
+    buf_t *o = buf_new(len * 4 + 65536);
+    int rc = (!raw || !o) ? PST_ENOMEM : 0;
+    size_t have = 0;
+    while (rc == 0 && have < len) {
+        ssize_t got = pread(m->content_fd, raw + have, len - have, m->content_offset + (off_t)have);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            rc = PST_EIO;
+        else
+            have += (size_t)got;
+    }
+    if (rc == 0)
+        rc = mime7bit_convert(raw, len, o);
+    int fd = -1;
+    if (rc == 0) {
+        fd = memfd_create("postern-7bit", MFD_CLOEXEC);
+        size_t off = 0;
+        while (fd >= 0 && off < o->len) {
+            ssize_t w = write(fd, o->data + off, o->len - off);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                break;
+            off += (size_t)w;
+        }
+        if (fd < 0 || off < o->len) {
+            rc = PST_EIO;
+            if (fd >= 0)
+                close(fd);
+            fd = -1;
+        }
+    }
+    if (rc == 0) {
+        smtpc_conv_release(c);
+        c->conv_fd = fd;
+        c->conv_len = o->len;
+        log_info("smtpc converted host=%s from=%zu to=%zu reason=\"peer lacks 8BITMIME\"",
+                 c->server_name ? c->server_name : "-", len, o->len);
+    }
+    free(raw);
+    buf_free(&o);
+    return rc;
+}
+
 int smtpc_send(struct smtpc *c, struct smtpc_msg *m, smtpc_msg_cb cb, void *arg)
 {
     if (!c || c->state == SMTPC_S_DEAD || !c->bev)
@@ -1108,6 +1185,7 @@ int smtpc_send(struct smtpc *c, struct smtpc_msg *m, smtpc_msg_cb cb, void *arg)
         m->rcpt[i].text[0] = '\0';
         m->rcpt[i].done = 0;
     }
+    smtpc_conv_release(c);
     c->msg = m;
     c->msg_cb = cb;
     c->msg_arg = arg;
@@ -1127,10 +1205,21 @@ int smtpc_send(struct smtpc *c, struct smtpc_msg *m, smtpc_msg_cb cb, void *arg)
         int h = smtpc_has_8bit(c, m);
         if (h < 0)
             return smtpc_refuse(c, PST_EAGAIN, 451, "4.3.0", "cannot read message content");
-        if (h > 0)
-            return smtpc_refuse(c, PST_EPERM, 554, "5.6.3",
-                                "conversion required but not supported: 8-bit content and no "
-                                "8BITMIME at the receiving server");
+        if (h > 0) {
+            int rc = smtpc_downgrade(c, m);
+            if (rc == PST_ENOMEM || rc == PST_EIO)
+                return smtpc_refuse(c, PST_EAGAIN, 451, "4.3.0",
+                                    "cannot convert the message to 7bit now");
+            if (rc < 0)
+                return smtpc_refuse(c, PST_EPERM, 554, "5.6.3",
+                                    "conversion to 7bit not possible (8-bit header fields or "
+                                    "unconvertible MIME structure) and no 8BITMIME at the "
+                                    "receiving server");
+            if ((c->ehlo.ext & SMTP_EXT_SIZE) && c->ehlo.size_max > 0 &&
+                c->conv_len > c->ehlo.size_max)
+                return smtpc_refuse(c, PST_EPERM, 552, "5.3.4",
+                                    "converted message exceeds the receiving server's size limit");
+        }
     }
     if (c->need_rset) {
         if (smtpc_cmd(c, "RSET") < 0)
@@ -1165,6 +1254,7 @@ static void smtpc_free_secret(char **s)
 
 static void smtpc_destroy(struct smtpc *c)
 {
+    smtpc_conv_release(c);
     if (c->bev)
         bufferevent_free(c->bev);
     if (c->timer)

@@ -647,6 +647,50 @@ static void test_mail_552(void **st)
     tmsg_free(&t);
 }
 
+/* 8-bit body to a peer without 8BITMIME: converted to quoted-printable (RFC 6152 3) */
+static void test_8bit_downgrade(void **st)
+{
+    static const char msg[] = "From: a@x.test\r\nSubject: hi\r\n\r\ncaf\xc3\xa9 = ok\r\n";
+    static const char wire[] = "From: a@x.test\r\nSubject: hi\r\n"
+                               "MIME-Version: 1.0\r\n"
+                               "Content-Type: text/plain; charset=unknown-8bit\r\n"
+                               "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+                               "caf=C3=A9 =3D ok\r\n";
+    struct tmsg t;
+    tmsg_init(&t, "a@x.test", msg, sizeof(msg) - 1, "b@y.test", NULL, NULL);
+    t.m.body_8bit = 1;
+    const struct fs_step script[] = {
+        {FS_SEND, "220 mx.test\r\n"},
+        {FS_EXPECT, "EHLO client.test"},
+        {FS_SEND, "250-mx.test\r\n250 PIPELINING\r\n"},
+        {FS_EXPECT, "MAIL FROM:<a@x.test>"},
+        {FS_EXPECT, "RCPT TO:<b@y.test>"},
+        {FS_EXPECT, "DATA"},
+        {FS_SEND, "250 ok\r\n250 ok\r\n354 go\r\n"},
+        {FS_DATA, NULL},
+        {FS_SEND, "250 done\r\n"},
+        {FS_QUIT, NULL},
+        {FS_END, NULL},
+    };
+    struct fs *s = fs_start(script, NULL);
+    struct drv d = {.nmsg = 1};
+    d.msgs[0] = &t.m;
+    struct smtpc_params p = base_params();
+    run(&d, s->port, NULL, &p);
+    pthread_join(s->th, NULL);
+    s->th = 0;
+    assert_string_equal(s->err, "");
+    assert_int_equal(s->ndata, 1);
+    assert_int_equal(s->datalen[0], sizeof(wire) - 1);
+    assert_memory_equal(s->datas[0], wire, sizeof(wire) - 1);
+    close(s->lfd);
+    free(s->datas[0]);
+    free(s);
+    assert_int_equal(d.msg_status[0], 0);
+    assert_int_equal(t.r[0].code, 250);
+    tmsg_free(&t);
+}
+
 /* SIZE over the peer's limit, SMTPUTF8 and 8-bit content to a peer without support */
 static void test_local_refusals(void **st)
 {
@@ -655,7 +699,8 @@ static void test_local_refusals(void **st)
     big.m.size = 101;
     tmsg_init(&utf, "a@x.test", "x\r\n", 3, "b@y.test", NULL, NULL);
     utf.m.smtputf8 = 1;
-    tmsg_init(&eight, "a@x.test", "caf\xc3\xa9\r\n", 7, "b@y.test", NULL, NULL);
+    /* an 8-bit header field cannot be converted to 7bit without RFC 2047: refused */
+    tmsg_init(&eight, "a@x.test", "Subject: caf\xc3\xa9\r\n\r\nx\r\n", 22, "b@y.test", NULL, NULL);
     eight.m.body_8bit = 1;
     tmsg_init(&clean, "a@x.test", "cafe\r\n", 6, "b@y.test", NULL, NULL);
     clean.m.body_8bit = 1; /* claimed, but the content is 7-bit: sent without BODY= */
@@ -1239,6 +1284,7 @@ int main(void)
         cmocka_unit_test(test_lockstep_reuse),
         cmocka_unit_test(test_mail_552),
         cmocka_unit_test(test_local_refusals),
+        cmocka_unit_test(test_8bit_downgrade),
         cmocka_unit_test(test_big_message),
         cmocka_unit_test(test_starttls_verify_auth),
         cmocka_unit_test(test_starttls_wrong_name),
