@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "testutil.h"
 #include "lib/maildir.h"
 
 #define QID "0192F3A4B5C6D7E8"
@@ -25,30 +26,6 @@ struct fx {
     char content[600];
     int cfd;
 };
-
-static int rm_rf(const char *path)
-{
-    struct stat st;
-
-    if (lstat(path, &st) != 0)
-        return 0;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        struct dirent *de;
-        char sub[1024];
-        if (d == NULL)
-            return -1;
-        while ((de = readdir(d)) != NULL) {
-            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                continue;
-            snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
-            rm_rf(sub);
-        }
-        closedir(d);
-        return rmdir(path);
-    }
-    return unlink(path);
-}
 
 /* set_content - write the "spool" file: a junk prefix (so content_off matters), then data. */
 static void set_content(struct fx *f, const void *data, size_t len)
@@ -81,7 +58,7 @@ static int teardown(void **state)
 
     if (f->cfd >= 0)
         close(f->cfd);
-    rm_rf(f->root);
+    tu_rm_rf(f->root);
     free(f);
     return 0;
 }

@@ -20,36 +20,13 @@
 
 #include <event2/event.h>
 
+#include "testutil.h"
 #include "lib/spool.h"
 #include "smtp/smtp_parser.h"
 
 struct fx {
     char dir[512];
 };
-
-static int rm_rf(const char *path)
-{
-    struct stat st;
-
-    if (lstat(path, &st) != 0)
-        return 0;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        struct dirent *de;
-        char sub[1024];
-        if (d == NULL)
-            return -1;
-        while ((de = readdir(d)) != NULL) {
-            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                continue;
-            snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
-            rm_rf(sub);
-        }
-        closedir(d);
-        return rmdir(path);
-    }
-    return unlink(path);
-}
 
 static int setup(void **state)
 {
@@ -72,7 +49,7 @@ static int teardown(void **state)
     char *slash = strrchr(f->dir, '/');
 
     *slash = '\0';
-    rm_rf(f->dir);
+    tu_rm_rf(f->dir);
     free(f);
     return 0;
 }

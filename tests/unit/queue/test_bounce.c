@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "testutil.h"
 #include "lib/spool.h"
 #include "queue/bounce.h"
 #include "smtp/smtp_parser.h"
@@ -60,32 +61,6 @@ struct dsn {
     size_t part_len[3];
 };
 
-static void rm_rf(const char *path)
-{
-    struct stat st;
-    DIR *d;
-    struct dirent *de;
-    char sub[1024];
-
-    if (lstat(path, &st) != 0)
-        return;
-    if (!S_ISDIR(st.st_mode)) {
-        unlink(path);
-        return;
-    }
-    d = opendir(path);
-    if (d == NULL)
-        return;
-    while ((de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        if (snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name) < (int)sizeof(sub))
-            rm_rf(sub);
-    }
-    closedir(d);
-    rmdir(path);
-}
-
 static int count_files(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -122,7 +97,7 @@ static int teardown(void **state)
 
     if (f->fd >= 0)
         close(f->fd);
-    rm_rf(f->dir);
+    (void)tu_rm_rf(f->dir);
     free(f);
     return 0;
 }

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "testutil.h"
 #include "lib/log.h"
 #include "lib/maildir.h"
 #include "lib/spool.h"
@@ -39,30 +40,6 @@ struct fx {
     struct cfg *cfg;
     struct qmgr *q;
 };
-
-static int rm_rf(const char *path)
-{
-    struct stat st;
-
-    if (lstat(path, &st) != 0)
-        return 0;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        struct dirent *de;
-        char sub[1024];
-        if (d == NULL)
-            return -1;
-        while ((de = readdir(d)) != NULL) {
-            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                continue;
-            snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
-            rm_rf(sub);
-        }
-        closedir(d);
-        return rmdir(path);
-    }
-    return unlink(path);
-}
 
 static struct cfg *load_cfg(const char *root, int batch)
 {
@@ -126,7 +103,7 @@ static int teardown(void **state)
 
     qmgr_free(&f->q);
     cfg_free(&f->cfg);
-    rm_rf(f->root);
+    tu_rm_rf(f->root);
     free(f);
     return 0;
 }
