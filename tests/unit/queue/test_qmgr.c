@@ -367,6 +367,116 @@ static void test_remote_recipient_deferred(void **state)
     spool_env_free(&env);
 }
 
+/* count_first - entries in dir/sub (no dot files); the first name into first. */
+static int count_first(const char *dir, const char *sub, char *first, size_t firstsz)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s", dir, sub);
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return -1;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        if (n++ == 0)
+            snprintf(first, firstsz, "%s", de->d_name);
+    }
+    closedir(d);
+    return n;
+}
+
+/* slurp - the whole file dir/sub/name, NUL-terminated; caller frees. */
+static char *slurp(const char *dir, const char *sub, const char *name)
+{
+    char path[2048];
+    snprintf(path, sizeof(path), "%s/%s/%s", dir, sub, name);
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    char *buf = calloc(1, 1 << 20);
+    size_t n = fread(buf, 1, (1 << 20) - 1, fp);
+    buf[n] = '\0';
+    fclose(fp);
+    return buf;
+}
+
+/* write_old - a raw spool file in incoming/ whose arrival time is `age` seconds ago. */
+static void write_old(struct fx *f, const char *qid, int64_t age, const char *sender,
+                      const char *rcpt)
+{
+    char path[1024], text[1024];
+    snprintf(path, sizeof(path), "%s/incoming/%s", f->cfg->spool_dir, qid);
+    int n = snprintf(text, sizeof(text),
+                     "postern-spool 1\nqid %s\ntime %lld\nfrom %s\nrcpt %s\ndata\n"
+                     "Subject: old\r\nMessage-ID: <old-%s@x>\r\n\r\nbody\r\n",
+                     qid, (long long)(time(NULL) - age), sender, rcpt, qid);
+    int fd = open(path, O_CREAT | O_WRONLY | O_EXCL, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, (size_t)n), n);
+    close(fd);
+}
+
+static int64_t deferred_mtime(struct fx *f, const char *qid)
+{
+    char path[1024];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/deferred/%s", f->cfg->spool_dir, qid);
+    return stat(path, &st) == 0 ? (int64_t)st.st_mtime : 0;
+}
+
+/* A message older than max_queue_lifetime: its pending recipient fails with 4.4.7 and bounces. */
+static void test_expired_message_bounces(void **state)
+{
+    struct fx *f = *state;
+    struct qmgr_pass_stats st;
+    write_old(f, "0000000000000ABC", 6 * 86400, "alice@example.org", "dave@remote.example");
+    assert_int_equal(qmgr_deliver_pass(f->q, &st), 0);
+    for (int i = 0; i < 40 && count(f->cfg->spool_dir, "incoming") != 0; i++) {
+        event_base_loop(qmgr_base(f->q), EVLOOP_ONCE);
+        /* the bounce lands in incoming/ when the original leaves: deliver it */
+        if (count(f->cfg->spool_dir, "incoming") == 1 && deferred_mtime(f, "0000000000000ABC") == 0)
+            assert_int_equal(qmgr_deliver_pass(f->q, &st), 0);
+    }
+    assert_int_equal(count(f->cfg->spool_dir, "deferred"), 0);
+    assert_int_equal(count(f->maildir_alice, "new"), 1);
+    char first[512];
+    assert_int_equal(count_first(f->maildir_alice, "new", first, sizeof(first)), 1);
+    char *dsn = slurp(f->maildir_alice, "new", first);
+    assert_non_null(strstr(dsn, "Return-Path: <>"));
+    assert_non_null(strstr(dsn, "Action: failed"));
+    assert_non_null(strstr(dsn, "Status: 4.4.7"));
+    assert_non_null(strstr(dsn, "old-0000000000000ABC@x"));
+    free(dsn);
+}
+
+/* After delay_warning (4 h) the sender gets one "delayed" notice, and only one. */
+static void test_delay_warning_once(void **state)
+{
+    struct fx *f = *state;
+    struct qmgr_pass_stats st;
+    const char *qid = "0000000000000DEF";
+    write_old(f, qid, 5 * 3600, "alice@example.org", "dave@remote.example");
+    for (int round = 0; round < 2; round++) {
+        int64_t before = (int64_t)time(NULL);
+        assert_int_equal(qmgr_deliver_pass(f->q, &st), 0);
+        for (int i = 0; i < 40 && deferred_mtime(f, qid) <= before; i++)
+            event_base_loop(qmgr_base(f->q), EVLOOP_ONCE);
+        assert_true(deferred_mtime(f, qid) > before);
+        assert_int_equal(qmgr_deliver_pass(f->q, &st), 0); /* delivers a notice, if any */
+        /* make the original due again for the next round */
+        assert_int_equal(spool_move(f->cfg->spool_dir, qid, SPOOL_Q_DEFERRED, SPOOL_Q_DEFERRED,
+                                    (int64_t)time(NULL)),
+                         0);
+    }
+    assert_int_equal(count(f->maildir_alice, "new"), 1);
+    char first[512];
+    assert_int_equal(count_first(f->maildir_alice, "new", first, sizeof(first)), 1);
+    char *dsn = slurp(f->maildir_alice, "new", first);
+    assert_non_null(strstr(dsn, "Action: delayed"));
+    free(dsn);
+}
+
 static void test_malformed_quarantined(void **state)
 {
     struct fx *f = *state;
@@ -475,6 +585,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_crash_after_publish, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_user_and_bad_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remote_recipient_deferred, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expired_message_bounces, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delay_warning_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_quarantined, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_batches, setup_small_batch, teardown),
         cmocka_unit_test_setup_teardown(test_wake, setup, teardown),
