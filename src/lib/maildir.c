@@ -20,6 +20,8 @@
  */
 #include "maildir.h"
 
+#include "fsutil.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -133,21 +135,6 @@ static char *maildir_join(const char *dir, const char *sub, const char *name)
 
 /* ---------------------------------------------------------------- directories */
 
-static int maildir_fsync_dir(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rc = 0;
-
-    if (fd < 0)
-        return PST_EIO;
-    if (fsync(fd) != 0)
-        rc = PST_EIO;
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return rc;
-}
-
 /* maildir_mkdir - mkdir path; sets *created; an existing directory is fine. */
 static int maildir_mkdir(const char *path, int *created)
 {
@@ -193,12 +180,12 @@ static int maildir_mkdir_p(const char *path)
             char *slash = strrchr(tmp, '/');
             if (slash != NULL && slash != tmp) {
                 *slash = '\0';
-                rc = maildir_fsync_dir(tmp);
+                rc = fsu_fsync_dir(tmp);
                 *slash = '/';
             } else if (slash == tmp) {
-                rc = maildir_fsync_dir("/");
+                rc = fsu_fsync_dir("/");
             } else {
-                rc = maildir_fsync_dir(".");
+                rc = fsu_fsync_dir(".");
             }
         }
         tmp[i] = saved;
@@ -227,7 +214,7 @@ int maildir_create(const char *path)
         if (rc != 0)
             return rc;
     }
-    return created ? maildir_fsync_dir(path) : 0;
+    return created ? fsu_fsync_dir(path) : 0;
 }
 
 /* ---------------------------------------------------------------- writing */
@@ -498,7 +485,7 @@ static int maildir_batch_sync_dirs(struct maildir_batch *b)
             v[nv++] = &b->items[i];
     qsort(v, nv, sizeof(*v), maildir_cmp_dir);
     for (i = 0; i < nv; i = j) {
-        int rc = maildir_fsync_dir(v[i]->new_dir);
+        int rc = fsu_fsync_dir(v[i]->new_dir);
         for (j = i; j < nv && strcmp(v[j]->new_dir, v[i]->new_dir) == 0; j++)
             if (rc != 0)
                 v[j]->err = rc;

@@ -35,6 +35,8 @@
  */
 #include "spool.h"
 
+#include "fsutil.h"
+
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -145,28 +147,13 @@ static void spool_x_free(char **p)
     *p = NULL;
 }
 
-static int spool_fsync_path(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rc = 0;
-
-    if (fd < 0)
-        return PST_EIO;
-    if (fsync(fd) != 0)
-        rc = PST_EIO;
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return rc;
-}
-
 static int spool_fsync_sub(const char *spool_dir, const char *sub)
 {
     char path[PATH_MAX];
 
     if (spool_path(path, sizeof(path), spool_dir, sub, NULL) != 0)
         return PST_ELIMIT;
-    return spool_fsync_path(path);
+    return fsu_fsync_dir(path);
 }
 
 int spool_qid_valid(const char *s)
@@ -1390,5 +1377,5 @@ int spool_init(const char *spool_dir)
             return PST_EIO;
     }
     spool_clean_tmp(spool_dir);
-    return spool_fsync_path(spool_dir);
+    return fsu_fsync_dir(spool_dir);
 }

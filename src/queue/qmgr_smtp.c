@@ -112,6 +112,7 @@ static void qs_set_error(struct qs_dest *d, const char *fmt, ...)
         d->last_error[0] = '\0';
 }
 static void qs_conn_start(struct qs_dest *d, struct qs_conn *k);
+static void qs_conn_try_next(struct qs_dest *d, struct qs_conn *k);
 
 /* ---------------------------------------------------------------- jobs */
 
@@ -370,16 +371,9 @@ static void qs_on_connected(void *arg, int status, const char *why_arg)
         return;
     }
     k->no_tls = 0;
-    if (qs_conn_advance(k) == 0) {
-        qs_conn_start(d, k);
-        return;
-    }
-    /* every host and address failed */
-    int others = d->nconn > 1;
-    qs_conn_free(k, 0);
-    if (!others)
-        qs_dest_end_all(d, QMGR_R_PENDING, "4.4.1", d->last_error);
-    qs_dest_gc(d->s);
+    struct qmgr_smtp *s = d->s;
+    qs_conn_try_next(d, k);
+    qs_dest_gc(s);
 }
 
 static const struct qs_cred *qs_cred_find(const struct qmgr_smtp *s, const char *name)
@@ -415,15 +409,25 @@ static void qs_conn_start(struct qs_dest *d, struct qs_conn *k)
     if (!k->c) {
         /* immediate failure (socket error): treat like a failed connect, asynchronously safe */
         qs_set_error(d, "%s: cannot connect", k->relay);
-        if (qs_conn_advance(k) == 0) {
-            qs_conn_start(d, k);
-            return;
-        }
-        int others = d->nconn > 1;
-        qs_conn_free(k, 0);
-        if (!others)
-            qs_dest_end_all(d, QMGR_R_PENDING, "4.4.1", d->last_error);
+        qs_conn_try_next(d, k);
     }
+}
+
+/*
+ * qs_conn_try_next - k's address failed: connect to the next address or MX host;
+ * when every one has failed, close k and, if it was the destination's last
+ * connection, defer every queued job with the last error. Never frees d.
+ */
+static void qs_conn_try_next(struct qs_dest *d, struct qs_conn *k)
+{
+    if (qs_conn_advance(k) == 0) {
+        qs_conn_start(d, k);
+        return;
+    }
+    int others = d->nconn > 1;
+    qs_conn_free(k, 0);
+    if (!others)
+        qs_dest_end_all(d, QMGR_R_PENDING, "4.4.1", d->last_error);
 }
 
 /*
