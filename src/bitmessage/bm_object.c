@@ -291,13 +291,19 @@ int bm_obj_pubkey_build(buf_t *out, uint64_t expires, const bm_keys_t *id,
     return rc;
 }
 
-int bm_obj_pubkey_tag(const struct bm_wire_object *o, uint8_t tag[BM_TAG_LEN])
+/* obj_leading_tag - the tag that starts a tagged object of the given type and version. */
+static int obj_leading_tag(const struct bm_wire_object *o, uint32_t type, uint64_t version,
+                           uint8_t tag[BM_TAG_LEN])
 {
-    if (o->type != BM_WIRE_OBJ_PUBKEY || o->version != BM_OBJ_PUBKEY_VERSION ||
-        o->payload_len < BM_TAG_LEN)
+    if (o->type != type || o->version != version || o->payload_len < BM_TAG_LEN)
         return PST_EINVAL;
     memcpy(tag, o->payload, BM_TAG_LEN);
     return 0;
+}
+
+int bm_obj_pubkey_tag(const struct bm_wire_object *o, uint8_t tag[BM_TAG_LEN])
+{
+    return obj_leading_tag(o, BM_WIRE_OBJ_PUBKEY, BM_OBJ_PUBKEY_VERSION, tag);
 }
 
 /* obj_pubkey_read - the decrypted pubkey v4 content; *signed_len = bytes before siglen. */
@@ -483,11 +489,7 @@ int bm_obj_broadcast_build(buf_t *out, uint64_t expires, const bm_keys_t *from,
 
 int bm_obj_broadcast_tag(const struct bm_wire_object *o, uint8_t tag[BM_TAG_LEN])
 {
-    if (o->type != BM_WIRE_OBJ_BROADCAST || o->version != BM_OBJ_BROADCAST_VERSION ||
-        o->payload_len < BM_TAG_LEN)
-        return PST_EINVAL;
-    memcpy(tag, o->payload, BM_TAG_LEN);
-    return 0;
+    return obj_leading_tag(o, BM_WIRE_OBJ_BROADCAST, BM_OBJ_BROADCAST_VERSION, tag);
 }
 
 static int obj_broadcast_read(const buf_t *plain, struct bm_obj_broadcast *b, size_t *signed_len,

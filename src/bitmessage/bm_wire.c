@@ -51,6 +51,8 @@
  */
 #include "bitmessage/bm_wire.h"
 
+#include "bitmessage/bm_encode.h"
+
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -104,33 +106,17 @@ static int bm_wire_rd_uint(struct bm_wire_rd *r, size_t n, uint64_t *out)
     return 0;
 }
 
-/* bm_wire_rd_varint - strict var_int: truncated or non-minimal is PST_EINVAL. */
+/* bm_wire_rd_varint - strict var_int (bm_encode's decoder): truncated or non-minimal is PST_EINVAL.
+ */
 static int bm_wire_rd_varint(struct bm_wire_rd *r, uint64_t *out)
 {
-    uint64_t first = 0;
-    size_t n = 0;
-    uint64_t min = 0;
-    int rc = bm_wire_rd_uint(r, 1, &first);
+    size_t used = 0;
+    int rc = bm_varint_decode(r->p, r->left, out, &used);
     if (rc < 0)
         return rc;
-    if (first < 0xfd) {
-        *out = first;
-        return 0;
-    }
-    if (first == 0xfd) {
-        n = 2;
-        min = 0xfd;
-    } else if (first == 0xfe) {
-        n = 4;
-        min = 0x10000;
-    } else {
-        n = 8;
-        min = 0x100000000ull;
-    }
-    rc = bm_wire_rd_uint(r, n, out);
-    if (rc < 0)
-        return rc;
-    return *out < min ? PST_EINVAL : 0;
+    r->p += used;
+    r->left -= used;
+    return 0;
 }
 
 /* bm_wire_rd_count - a var_int count, <= limit (PST_ELIMIT) and small enough
@@ -179,33 +165,12 @@ static int bm_wire_put_uint(buf_t *out, uint64_t v, size_t n)
 
 static int bm_wire_put_varint(buf_t *out, uint64_t v)
 {
-    uint8_t tmp[9];
-    size_t n = 0;
-    if (v < 0xfd) {
-        tmp[0] = (uint8_t)v;
-        n = 1;
-    } else if (v <= 0xffff) {
-        tmp[0] = 0xfd;
-        bm_wire_put_be(tmp + 1, v, 2);
-        n = 3;
-    } else if (v <= 0xffffffffull) {
-        tmp[0] = 0xfe;
-        bm_wire_put_be(tmp + 1, v, 4);
-        n = 5;
-    } else {
-        tmp[0] = 0xff;
-        bm_wire_put_be(tmp + 1, v, 8);
-        n = 9;
-    }
-    return buf_append(out, tmp, n);
+    return bm_put_varint(out, v);
 }
 
 static int bm_wire_put_varstr(buf_t *out, const uint8_t *s, size_t n)
 {
-    int rc = bm_wire_put_varint(out, n);
-    if (rc < 0)
-        return rc;
-    return n == 0 ? 0 : buf_append(out, s, n);
+    return bm_put_varstr(out, s, n);
 }
 
 /* ---- hashing ---- */
