@@ -35,6 +35,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <ini.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -87,6 +88,7 @@ static int cfg_check_domain(const char *v, char *why, size_t whylen);
 static int cfg_check_user(const char *v, char *why, size_t whylen);
 static int cfg_check_cidr(const char *v, char *why, size_t whylen);
 static int cfg_check_printable(const char *v, char *why, size_t whylen);
+static int cfg_check_hostport(const char *v, char *why, size_t whylen);
 
 #define K 1024LL
 #define M (1024LL * 1024)
@@ -191,6 +193,60 @@ static const struct cfg_key cfg_keys[] = {
      NULL, NULL, "time allowed for each reply (RFC 5321 4.5.3.2)"},
     {"client", "auth_file", CFG_T_PATH, "", 0, 0, OFF(client_auth_file), NULL, NULL,
      "credentials for relay hosts: lines 'name user password' (keep it mode 0600)"},
+
+    {"bitmessage", "enable", CFG_T_BOOL, "yes", 0, 0, OFF(bm_enable), NULL, NULL,
+     "run the Bitmessage node (bmd) under postern serve"},
+    {"bitmessage", "listen", CFG_T_LISTEN, "127.0.0.1:8444", 0, 0, OFF(bm_listen), NULL, NULL,
+     "Bitmessage P2P listener (8444 is the network's port); empty: outbound only"},
+    {"bitmessage", "peers", CFG_T_LIST, "", 0, 0, OFF(bm_peers), NULL, cfg_check_hostport,
+     "host:port of the nodes to connect to; the node connects nowhere else"},
+    {"bitmessage", "trusted_peers_only", CFG_T_BOOL, "no", 0, 0, OFF(bm_trusted_only), NULL, NULL,
+     "accept inbound connections only from the hosts in peers"},
+    {"bitmessage", "max_inbound", CFG_T_INT, "32", 0, 1000, OFF(bm_max_inbound), NULL, NULL,
+     "simultaneous inbound peer connections"},
+    {"bitmessage", "max_inbound_per_ip", CFG_T_INT, "4", 1, 1000, OFF(bm_max_inbound_per_ip), NULL,
+     NULL, "simultaneous inbound peer connections from one address"},
+    {"bitmessage", "ttl", CFG_T_DURATION, "4d", 300, 28 * 86400, OFF(bm_ttl), NULL, NULL,
+     "lifetime of a sent message's first copy (doubled on each resend, at most 28 days)"},
+    {"bitmessage", "max_attempts", CFG_T_INT, "8", 1, 100, OFF(bm_max_attempts), NULL, NULL,
+     "sends of one message without an acknowledgement before it fails"},
+    {"bitmessage", "pow_threads", CFG_T_INT, "0", 0, 256, OFF(bm_pow_threads), NULL, NULL,
+     "threads for proof of work; 0: one per core"},
+    {"bitmessage", "nonce_trials_per_byte", CFG_T_INT, "1000", 1000, 1000000000,
+     OFF(bm_nonce_trials), NULL, NULL, "proof of work demanded from senders to our addresses"},
+    {"bitmessage", "extra_bytes", CFG_T_INT, "1000", 1000, 1000000000, OFF(bm_extra_bytes), NULL,
+     NULL, "payload length extra bytes demanded from senders to our addresses"},
+
+    {"pop3", "listen", CFG_T_LISTEN, "127.0.0.1:1100", 0, 0, OFF(pop3_listen), NULL, NULL,
+     "POP3 listener with STLS (port 110 in production); empty disables"},
+    {"pop3", "pop3s_listen", CFG_T_LISTEN, "127.0.0.1:9950", 0, 0, OFF(pop3s_listen), NULL, NULL,
+     "implicit-TLS POP3 listener (port 995); empty disables"},
+    {"pop3", "stls", CFG_T_BOOL, "yes", 0, 0, OFF(pop3_stls), NULL, NULL,
+     "offer STLS (RFC 2595) on the plain listener"},
+    {"pop3", "plaintext_on_loopback", CFG_T_BOOL, "no", 0, 0, OFF(pop3_plain_loopback), NULL, NULL,
+     "allow USER/PASS and AUTH before TLS for clients on 127.0.0.0/8 and ::1"},
+    {"pop3", "apop", CFG_T_BOOL, "no", 0, 0, OFF(pop3_apop), NULL, NULL,
+     "offer APOP (needs a separately stored APOP secret per user; see docs/pop3.md)"},
+    {"pop3", "command_timeout", CFG_T_DURATION, "600", 10, 3600, OFF(pop3_command_timeout), NULL,
+     NULL, "idle time before the server closes a session (RFC 1939: at least 10 minutes)"},
+    {"pop3", "command_line_limit", CFG_T_SIZE, "512", 255, 65536, OFF(pop3_line_limit), NULL, NULL,
+     "longest command line, CRLF included (RFC 2449: 255 octets minimum)"},
+    {"pop3", "max_auth_failures", CFG_T_INT, "3", 1, 100, OFF(pop3_max_auth_failures), NULL, NULL,
+     "failed logins per connection before it is closed"},
+    {"pop3", "auth_failure_delay", CFG_T_DURATION, "2", 0, 60, OFF(pop3_auth_failure_delay), NULL,
+     NULL, "delay before answering a failed login (doubles per failure from the same address)"},
+    {"pop3", "max_connections", CFG_T_INT, "1000", 1, 100000, OFF(pop3_max_connections), NULL, NULL,
+     "simultaneous POP3 connections"},
+    {"pop3", "max_connections_per_ip", CFG_T_INT, "20", 1, 100000, OFF(pop3_max_connections_per_ip),
+     NULL, NULL, "simultaneous POP3 connections from one client address"},
+    {"pop3", "login_delay", CFG_T_DURATION, "0", 0, 86400, OFF(pop3_login_delay), NULL, NULL,
+     "announced in CAPA LOGIN-DELAY and enforced between logins of one user; 0: not announced"},
+    {"pop3", "expire", CFG_T_STRING, "NEVER", 0, 0, OFF(pop3_expire), NULL, cfg_check_printable,
+     "announced in CAPA EXPIRE: NEVER or a number of days"},
+    {"pop3", "upstream_timeout", CFG_T_DURATION, "30", 1, 600, OFF(pop3_upstream_timeout), NULL,
+     NULL, "proxy: time allowed for an upstream server's reply"},
+    {"pop3", "upstream_key", CFG_T_PATH, NULL, 0, 0, OFF(pop3_upstream_key), NULL, NULL,
+     "proxy: key that encrypts upstream credentials at rest; default <var_dir>/pop3-upstream.key"},
 };
 /* clang-format on */
 
@@ -259,6 +315,47 @@ static int cfg_check_printable(const char *v, char *why, size_t whylen)
         }
     }
     return 0;
+}
+
+/* cfg_check_hostport - "host:port" or "[v6]:port" with a port 1..65535 and a host name or address.
+ */
+static int cfg_check_hostport(const char *v, char *why, size_t whylen)
+{
+    char host[256];
+    const char *colon = strrchr(v, ':');
+    size_t hlen = colon ? (size_t)(colon - v) : 0;
+
+    if (colon == NULL || hlen == 0 || hlen >= sizeof(host)) {
+        cfg_msg(why, whylen, "'%s' is not host:port", v);
+        return PST_EINVAL;
+    }
+    char *end;
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    if (errno != 0 || *end != '\0' || end == colon + 1 || port < 1 || port > 65535) {
+        cfg_msg(why, whylen, "'%s': port must be 1..65535", v);
+        return PST_EINVAL;
+    }
+    memcpy(host, v, hlen);
+    host[hlen] = '\0';
+    if (host[0] == '[') {
+        struct in6_addr a6;
+        if (hlen < 3 || host[hlen - 1] != ']') {
+            cfg_msg(why, whylen, "'%s': bad [IPv6] address", v);
+            return PST_EINVAL;
+        }
+        host[hlen - 1] = '\0';
+        if (inet_pton(AF_INET6, host + 1, &a6) != 1) {
+            cfg_msg(why, whylen, "'%s': bad IPv6 address", v);
+            return PST_EINVAL;
+        }
+        return 0;
+    }
+    struct in_addr a4;
+    if (inet_pton(AF_INET, host, &a4) == 1 || mailaddr_domain_valid(host, 0))
+        return 0;
+    cfg_msg(why, whylen, "'%s': bad host", v);
+    return PST_EINVAL;
 }
 
 static int cfg_check_domain(const char *v, char *why, size_t whylen)
@@ -790,6 +887,8 @@ static int cfg_derive(struct cfg *c, const struct cfg_parse *p)
         rc = cfg_join(&c->db_path, c->var_dir, "postern.db");
     if (rc == 0)
         rc = cfg_join(&c->run_dir, c->var_dir, "run");
+    if (rc == 0 && c->pop3_upstream_key == NULL)
+        rc = cfg_join(&c->pop3_upstream_key, c->var_dir, "pop3-upstream.key");
     if (rc == 0 && cfg_find("local", "local_domains", &idx) != NULL)
         rc = cfg_default_local_domains(c, p->seen[idx] != 0);
     return rc;

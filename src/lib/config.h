@@ -97,6 +97,36 @@ struct cfg {
     int64_t client_command_timeout; /* seconds; default 300 */
     char *client_auth_file;         /* path or "" */
 
+    /* [bitmessage] */
+    int bm_enable;                 /* run bmd; default yes */
+    char *bm_listen;               /* P2P listener; default 127.0.0.1:8444; "" = none */
+    struct cfg_list bm_peers;      /* host:port to connect to; default none */
+    int bm_trusted_only;           /* inbound only from peers' hosts; default no */
+    int64_t bm_max_inbound;        /* default 32 */
+    int64_t bm_max_inbound_per_ip; /* default 4 */
+    int64_t bm_ttl;                /* first send TTL; default 4 days */
+    int64_t bm_max_attempts;       /* default 8 */
+    int64_t bm_pow_threads;        /* 0 = every core */
+    int64_t bm_nonce_trials;       /* demanded; default 1000 */
+    int64_t bm_extra_bytes;        /* demanded; default 1000 */
+
+    /* [pop3] */
+    char *pop3_listen;              /* default 127.0.0.1:1100; "" = disabled */
+    char *pop3s_listen;             /* default 127.0.0.1:9950; "" = disabled */
+    int pop3_stls;                  /* default yes */
+    int pop3_plain_loopback;        /* default no */
+    int pop3_apop;                  /* default no */
+    int64_t pop3_command_timeout;   /* seconds; default 600 */
+    int64_t pop3_line_limit;        /* default 512 */
+    int64_t pop3_max_auth_failures; /* default 3 */
+    int64_t pop3_auth_failure_delay; /* seconds; default 2 */
+    int64_t pop3_max_connections;   /* default 1000 */
+    int64_t pop3_max_connections_per_ip; /* default 20 */
+    int64_t pop3_login_delay;       /* seconds; default 0 */
+    char *pop3_expire;              /* "NEVER" or days */
+    int64_t pop3_upstream_timeout;  /* seconds; default 30 */
+    char *pop3_upstream_key;        /* default <var>/pop3-upstream.key */
+
     /* derived at load, not keys */
     char *spool_dir;   /* <var>/spool */
     char *db_path;     /* <var>/postern.db */

@@ -93,6 +93,9 @@ static const struct db_migration db_migrations[] = {
         "  delivered_to_maildir INTEGER NOT NULL DEFAULT 0"
         ");"
         "CREATE INDEX bm_inbox_undelivered ON bm_inbox(delivered_to_maildir);"},
+    /* 3: the local user whose Maildir receives mail to one of our Bitmessage addresses
+     * (src/bitmessage/bm_api.c); '' = none (kept in the node's inbox only). */
+    {3, "ALTER TABLE bm_keys ADD COLUMN owner TEXT NOT NULL DEFAULT '';"},
 };
 
 struct db_cached {

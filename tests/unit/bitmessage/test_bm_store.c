@@ -788,10 +788,12 @@ static void test_damaged_rows(void **state)
     int64_t id = enqueue(f, 5, 3600);
 
     /* a key row with a short ripe, written behind the API's back */
-    assert_int_equal(db_exec(bm_store_db(f->st),
-                             "INSERT INTO bm_keys VALUES ('BM-bad', '', 4, 1, x'0102', "
-                             "zeroblob(32), zeroblob(32), zeroblob(32), 0, 0)"),
-                     0);
+    assert_int_equal(
+        db_exec(bm_store_db(f->st),
+                "INSERT INTO bm_keys(address, label, version, stream, ripe, tag, signing_priv, "
+                "encryption_priv, deterministic, created) VALUES ('BM-bad', '', 4, 1, x'0102', "
+                "zeroblob(32), zeroblob(32), zeroblob(32), 0, 0)"),
+        0);
     assert_int_equal(bm_store_key_by_addr(f->st, "BM-bad", &k), PST_EDB);
     assert_int_equal(bm_store_key_list(f->st, NULL, NULL), PST_EINVAL);
     /* a subject over the limit (written directly) is refused on the way out */

@@ -73,6 +73,44 @@ static void test_queue_dns_client_defaults(void **state)
     assert_null(cfg_load_string("[tls]\ntls_cert =\n", "t.ini", err, sizeof(err)));
 }
 
+static void test_bitmessage_pop3_keys(void **state)
+{
+    struct cfg *c = cfg_load_string("", "t.ini", err, sizeof(err));
+
+    assert_non_null(c);
+    assert_int_equal(c->bm_enable, 1);
+    assert_string_equal(c->bm_listen, "127.0.0.1:8444");
+    assert_int_equal(c->bm_peers.n, 0); /* connects nowhere unless told */
+    assert_int_equal(c->bm_ttl, 4 * 86400);
+    assert_int_equal(c->bm_nonce_trials, 1000);
+    assert_string_equal(c->pop3_listen, "127.0.0.1:1100");
+    assert_int_equal(c->pop3_plain_loopback, 0);
+    assert_int_equal(c->pop3_apop, 0);
+    assert_non_null(strstr(c->pop3_upstream_key, "/pop3-upstream.key"));
+    cfg_free(&c);
+
+    c = cfg_load_string("[bitmessage]\npeers = 127.0.0.1:8445 [::1]:8446 node.example:8444\n"
+                        "trusted_peers_only = yes\nttl = 1h\n",
+                        "t.ini", err, sizeof(err));
+    assert_non_null(c);
+    assert_int_equal(c->bm_peers.n, 3);
+    assert_string_equal(c->bm_peers.v[1], "[::1]:8446");
+    assert_int_equal(c->bm_trusted_only, 1);
+    assert_int_equal(c->bm_ttl, 3600);
+    cfg_free(&c);
+
+    static const char *const bad[] = {
+        "[bitmessage]\npeers = 127.0.0.1\n",           "[bitmessage]\npeers = 127.0.0.1:0\n",
+        "[bitmessage]\npeers = 127.0.0.1:70000\n",     "[bitmessage]\npeers = [::1:8444\n",
+        "[bitmessage]\npeers = bad_host:1\n",          "[bitmessage]\nttl = 60\n",
+        "[bitmessage]\nnonce_trials_per_byte = 999\n", "[pop3]\ncommand_line_limit = 100\n",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_null(cfg_load_string(bad[i], "t.ini", err, sizeof(err)));
+        assert_non_null(strstr(err, "t.ini:2:"));
+    }
+}
+
 static void test_embedded_defaults(void **state)
 {
     char cwd[4096], want[4200];
@@ -494,6 +532,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_embedded_defaults),
         cmocka_unit_test(test_queue_dns_client_defaults),
+        cmocka_unit_test(test_bitmessage_pop3_keys),
         cmocka_unit_test(test_empty_string_is_defaults),
         cmocka_unit_test(test_types),
         cmocka_unit_test(test_relative_paths),
