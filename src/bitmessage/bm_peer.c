@@ -615,19 +615,19 @@ static void bm_peer_cmd_getdata(bm_peer_t *p, const struct bm_wire_packet *pkt)
     bm_peer_pump_uploads(p);
 }
 
-/* bm_peer_object_check - NULL if obj may go to the owner, else why not. */
-static const char *bm_peer_object_check(const struct bm_wire_packet *pkt, struct bm_wire_object *o)
+const char *bm_peer_object_check(const uint8_t *obj, size_t len, int64_t now,
+                                 struct bm_wire_object *o)
 {
-    int rc = bm_wire_object_parse(pkt->payload, pkt->payload_len, o);
+    int rc = bm_wire_object_parse(obj, len, o);
     if (rc == PST_ELIMIT)
         return "too large";
     if (rc < 0)
         return "malformed";
     if (o->stream != BM_PEER_STREAM)
         return "unwanted stream";
-    if (bm_pow_eol_check(o->expires, (int64_t)time(NULL)) < 0)
+    if (bm_pow_eol_check(o->expires, now) < 0)
         return "lifetime";
-    if (bm_pow_check(o->data, o->data_len, (int64_t)time(NULL), NULL) < 0)
+    if (bm_pow_check(o->data, o->data_len, now, NULL) < 0)
         return "insufficient pow";
     return NULL;
 }
@@ -636,7 +636,7 @@ static void bm_peer_cmd_object(bm_peer_t *p, const struct bm_wire_packet *pkt)
 {
     struct bm_wire_object o;
     uint8_t hash[BM_PEER_HASH_LEN];
-    const char *why = bm_peer_object_check(pkt, &o);
+    const char *why = bm_peer_object_check(pkt->payload, pkt->payload_len, (int64_t)time(NULL), &o);
     if (why == NULL && bm_wire_inventory_hash(o.data, o.data_len, hash) < 0)
         why = "hash failed";
     if (why != NULL) {

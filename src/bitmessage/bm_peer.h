@@ -147,6 +147,19 @@ void bm_peer_get_stats(const bm_peer_t *p, struct bm_peer_stats *out);
 /* bm_peer_id - short hex id used in this peer's log lines (static storage of the peer). */
 const char *bm_peer_id(const bm_peer_t *p);
 
+/*
+ * bm_peer_object_check - the checks every received object passes before it
+ * reaches the owner, exported so that the owner applies the same ones to
+ * objects it makes (bm_node_publish): obj (whole object, nonce included;
+ * borrowed) must parse as an object (*o gets its views into obj), be in
+ * stream BM_PEER_STREAM, be within the lifetime limits at now and carry
+ * enough proof of work at the network minimums (bm_pow_check). Returns NULL
+ * if acceptable, else a static reason: "malformed", "too large",
+ * "unwanted stream", "lifetime" or "insufficient pow".
+ */
+const char *bm_peer_object_check(const uint8_t *obj, size_t len, int64_t now,
+                                 struct bm_wire_object *o);
+
 /* bm_peer_free - close if needed (no on_close then), free *p, set *p = NULL. Accepts NULL. */
 void bm_peer_free(bm_peer_t **p);
 
