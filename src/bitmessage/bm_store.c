@@ -358,6 +358,48 @@ int bm_store_inv_hashes(struct bm_store *st, uint64_t stream, int64_t now, bm_st
     return rc;
 }
 
+int bm_store_inv_by_tag(struct bm_store *st, uint32_t type, const uint8_t tag[BM_STORE_TAG_LEN],
+                        int64_t now, bm_store_object_cb cb, void *arg)
+{
+    struct bm_store_keys keys = {.width = BM_STORE_HASH_LEN};
+    struct bm_store_object obj;
+    sqlite3_stmt *stmt = NULL;
+    uint8_t h[BM_STORE_HASH_LEN];
+    size_t i;
+    int rc;
+
+    if (cb == NULL || tag == NULL)
+        return PST_EINVAL;
+    rc = db_stmt(st->db,
+                 "SELECT hash FROM bm_inventory WHERE type = ?1 AND tag = ?2 AND expires > ?3"
+                 " ORDER BY expires DESC",
+                 &stmt);
+    if (rc != 0)
+        return rc;
+    if ((rc = db_bind_int64(stmt, 1, type)) == 0 &&
+        (rc = bm_store_bind_blob(stmt, 2, tag, BM_STORE_TAG_LEN)) == 0 &&
+        (rc = db_bind_int64(stmt, 3, now)) == 0) {
+        while ((rc = db_step(stmt)) == 1) {
+            if ((rc = bm_store_col_fixed(stmt, 0, h, sizeof(h))) != 0 ||
+                (rc = bm_store_keys_push(&keys, h)) != 0)
+                break;
+        }
+    }
+    db_stmt_done(stmt);
+    for (i = 0; rc == 0 && i < keys.n; i++) {
+        rc = bm_store_inv_get(st, keys.v + i * BM_STORE_HASH_LEN, &obj);
+        if (rc == PST_ENOENT) {
+            rc = 0; /* purged meanwhile */
+            continue;
+        }
+        if (rc == 0)
+            rc = cb(&obj, arg);
+        bm_store_object_free(&obj);
+    }
+    bm_store_keys_free(&keys);
+    return rc;
+}
+
 int bm_store_inv_purge(struct bm_store *st, int64_t now, uint64_t *removed)
 {
     sqlite3_stmt *stmt = NULL;
@@ -909,6 +951,33 @@ int bm_store_outbox_move(struct bm_store *st, int64_t msgid, enum bm_outbox_stat
     log_debug("bm_store outbox msgid=%" PRId64 " state=%s->%s ttl=%" PRId64, msgid,
               bm_outbox_state_name(from), bm_outbox_state_name(to), ttl);
     return 0;
+}
+
+int bm_store_outbox_reschedule(struct bm_store *st, int64_t msgid, int64_t now,
+                               int64_t next_attempt)
+{
+    enum bm_outbox_state state = BM_OUTBOX_AWAITINGPUBKEY;
+    int64_t ttl = 0, attempts = 0;
+    sqlite3_stmt *stmt = NULL;
+    bool changed;
+    int rc;
+
+    rc = db_stmt(st->db,
+                 "UPDATE bm_outbox SET next_attempt = ?2, updated = ?3"
+                 " WHERE msgid = ?1 AND state IN ('awaitingpubkey', 'doingpow', 'sent')",
+                 &stmt);
+    if (rc != 0)
+        return rc;
+    if ((rc = db_bind_int64(stmt, 1, msgid)) == 0 &&
+        (rc = db_bind_int64(stmt, 2, next_attempt)) == 0 && (rc = db_bind_int64(stmt, 3, now)) == 0)
+        rc = db_step(stmt);
+    changed = rc == 0 && bm_store_changes(st) > 0;
+    db_stmt_done(stmt);
+    if (rc != 0 || changed)
+        return rc;
+    /* no row changed: absent (PST_ENOENT) or final (PST_EPERM) */
+    rc = bm_store_out_state(st, msgid, &state, &ttl, &attempts);
+    return rc == 0 ? PST_EPERM : rc;
 }
 
 int bm_store_outbox_due(struct bm_store *st, enum bm_outbox_state state, int64_t now,

@@ -114,6 +114,18 @@ PST_MUST_CHECK int bm_store_inv_purge(struct bm_store *st, int64_t now, uint64_t
 /* bm_store_inv_stats - number of objects and total payload bytes (either may be NULL). */
 PST_MUST_CHECK int bm_store_inv_stats(struct bm_store *st, uint64_t *count, uint64_t *bytes);
 
+typedef int (*bm_store_object_cb)(const struct bm_store_object *obj, void *arg);
+
+/*
+ * bm_store_inv_by_tag - call cb for every object of type whose tag is tag and
+ * expires > now, latest expiry first (the engine looks for v4 pubkey objects
+ * of an address this way: PyBitmessage's Inventory.by_type_and_tag). The
+ * struct passed (payload included) is freed after each call.
+ */
+PST_MUST_CHECK int bm_store_inv_by_tag(struct bm_store *st, uint32_t type,
+                                       const uint8_t tag[BM_STORE_TAG_LEN], int64_t now,
+                                       bm_store_object_cb cb, void *arg);
+
 /* ---- our keys ----------------------------------------------------------- */
 
 struct bm_store_key {
@@ -247,6 +259,14 @@ PST_MUST_CHECK int bm_store_outbox_add(struct bm_store *st, const char *from_add
 PST_MUST_CHECK int bm_store_outbox_move(struct bm_store *st, int64_t msgid, enum bm_outbox_state to,
                                         int64_t now, int64_t next_attempt,
                                         const uint8_t inv_hash[BM_STORE_HASH_LEN]);
+
+/*
+ * bm_store_outbox_reschedule - set msgid's next_attempt without a state change
+ * (a getpubkey asked again, a PoW to retry later). PST_ENOENT if no such
+ * message, PST_EPERM if it is acked or failed.
+ */
+PST_MUST_CHECK int bm_store_outbox_reschedule(struct bm_store *st, int64_t msgid, int64_t now,
+                                              int64_t next_attempt);
 
 /* bm_store_outbox_get - fill *out (free with bm_store_outmsg_free()); PST_ENOENT. */
 PST_MUST_CHECK int bm_store_outbox_get(struct bm_store *st, int64_t msgid,

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/cmd_bm.h"
 #include "cli/cmd_queue.h"
 #include "cli/cmd_user.h"
 #include "cli/serve.h"
@@ -32,7 +33,9 @@ static void main_usage(FILE *f)
           "  check-config [-v]               validate the configuration (-v: print it)\n"
           "  user add|del|passwd NAME        manage local users (password from stdin or tty)\n"
           "  user list\n"
-          "  queue list|show QID|delete QID|flush\n"
+          "  queue list|show QID|delete QID|hold QID|release QID|flush\n"
+          "  bm address new|list, bm owner, bm send, bm status|outbox|inbox\n"
+          "                                  the Bitmessage node (see postern(8))\n"
           "  version\n"
           "Options: -c FILE  configuration file (default ./postern.conf if present,\n"
           "                  else embedded defaults; see postern(8) and docs/config.md)\n",
@@ -45,22 +48,55 @@ struct main_opts {
     int verbose;
 };
 
-/* main_getopt - parse options anywhere in argv; leaves operands in order in argv[optind..]. */
+/*
+ * main_take_config - remove "-c FILE", "-cFILE", "--config FILE" and
+ * "--config=FILE" from anywhere in argv (so `postern user list -c FILE`
+ * works as well as `postern -c FILE user list`) and keep the last FILE.
+ * Returns 0, or 2 when FILE is missing.
+ */
+static int main_take_config(int *argc, char **argv, struct main_opts *o)
+{
+    int out = 1;
+    for (int i = 1; i < *argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) {
+            while (i < *argc)
+                argv[out++] = argv[i++];
+            break;
+        }
+        if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+            if (i + 1 >= *argc)
+                return 2;
+            o->config = argv[++i];
+        } else if (strncmp(a, "--config=", 9) == 0) {
+            o->config = a + 9;
+        } else if (strncmp(a, "-c", 2) == 0 && a[2] != '\0') {
+            o->config = a + 2;
+        } else {
+            argv[out++] = argv[i];
+        }
+    }
+    *argc = out;
+    argv[out] = NULL;
+    return 0;
+}
+
+/*
+ * main_getopt - -d, -v and -h before the command (stop at the command,
+ * whose own options, e.g. `bm send --from`, are its business), and also
+ * after it for serve and check-config.
+ */
 static int main_getopt(int argc, char **argv, struct main_opts *o)
 {
     static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},
         {"daemon", no_argument, NULL, 'd'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int ch;
-    while ((ch = getopt_long(argc, argv, "c:dvh", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "+dvh", longopts, NULL)) != -1) {
         switch (ch) {
-        case 'c':
-            o->config = optarg;
-            break;
         case 'd':
             o->daemonize = 1;
             break;
@@ -99,9 +135,27 @@ static struct cfg *main_load_config(const char *path)
 int main(int argc, char **argv)
 {
     struct main_opts o = {0};
-    int rc = main_getopt(argc, argv, &o);
+    int rc = main_take_config(&argc, argv, &o);
+    if (rc == 0)
+        rc = main_getopt(argc, argv, &o);
     if (rc)
         return rc == 1 ? 0 : rc;
+    if (optind < argc &&
+        (strcmp(argv[optind], "serve") == 0 || strcmp(argv[optind], "check-config") == 0)) {
+        /* their options may follow the command: parse argv[optind..] as its own vector */
+        int first = optind;
+        char **sub = argv + first;
+        int nsub = argc - first;
+        optind = 0; /* glibc: re-initialise getopt */
+        if ((rc = main_getopt(nsub, sub, &o)) != 0)
+            return rc == 1 ? 0 : rc;
+        if (optind != nsub) {
+            main_usage(stderr);
+            return 2;
+        }
+        optind = first;
+        argc = first + 1;
+    }
     if (optind >= argc) {
         main_usage(stderr);
         return 2;
@@ -119,7 +173,7 @@ int main(int argc, char **argv)
         return 0;
     }
     int known = strcmp(cmd, "serve") == 0 || strcmp(cmd, "check-config") == 0 ||
-                strcmp(cmd, "user") == 0 || strcmp(cmd, "queue") == 0;
+                strcmp(cmd, "user") == 0 || strcmp(cmd, "queue") == 0 || strcmp(cmd, "bm") == 0;
     if (!known) {
         fprintf(stderr, "postern: unknown command '%s'\n", cmd);
         main_usage(stderr);
@@ -138,6 +192,8 @@ int main(int argc, char **argv)
         rc = 2;
     } else if (strcmp(cmd, "user") == 0) {
         rc = cmd_user_main(cfg, nargs, args);
+    } else if (strcmp(cmd, "bm") == 0) {
+        rc = cmd_bm_main(cfg, nargs, args);
     } else {
         rc = cmd_queue_main(cfg, nargs, args);
     }

@@ -9,7 +9,8 @@
  *   5. when running as root: chown var/ to run_user, setgroups/setgid/setuid
  *      to it (and refuse to go on if uid 0 could be regained);
  *   6. optionally daemonize; write <run>/postern.pid;
- *   7. fork the children: smtpd (gets the listening sockets) and qmgr.
+ *   7. fork the children: smtpd (gets the SMTP listening sockets), qmgr and,
+ *      unless [bitmessage] enable = no, bmd (gets the Bitmessage listener).
  *
  * Supervision: the parent blocks SIGCHLD/SIGTERM/SIGINT/SIGHUP and waits
  * for them with sigtimedwait(), so no handler runs asynchronously. A child
@@ -45,6 +46,7 @@
 #include "lib/spool.h"
 #include "lib/tls.h"
 #include "lib/userdb.h"
+#include "bitmessage/bmd.h"
 #include "queue/qmgr.h"
 #include "smtp/smtpd.h"
 
@@ -53,10 +55,11 @@
 #define SERVE_PATH_MAX 4096
 #define SERVE_DEFAULT_USER "postern"
 
-enum serve_child_kind { SERVE_SMTPD = 0, SERVE_QMGR, SERVE__NCHILD };
+enum serve_child_kind { SERVE_SMTPD = 0, SERVE_QMGR, SERVE_BMD, SERVE__NCHILD };
 
 struct serve_child {
     const char *name;
+    int enabled;
     pid_t pid;         /* 0 when not running */
     time_t restart_at; /* when to start it again */
     unsigned restarts;
@@ -65,6 +68,7 @@ struct serve_child {
 struct serve_state {
     struct cfg *cfg;
     struct smtpd_listen_fds fds;
+    int bm_fd; /* Bitmessage P2P listener or -1 */
     struct serve_child child[SERVE__NCHILD];
     sigset_t sigs;
     sigset_t oldmask;
@@ -117,7 +121,28 @@ static int serve_bind(struct serve_state *st)
         log_info("serve listening listener=%s addr=%s", smtpd_port_name((enum smtpd_port_kind)k),
                  specs[k]);
     }
+    st->bm_fd = -1;
+    if (st->cfg->bm_enable && st->cfg->bm_listen[0] != '\0') {
+        st->bm_fd = netaddr_listen(st->cfg->bm_listen, SERVE_LISTEN_BACKLOG);
+        if (st->bm_fd < 0) {
+            fprintf(stderr, "postern: cannot listen on %s (bitmessage): %s\n", st->cfg->bm_listen,
+                    strerror(errno));
+            return PST_EIO;
+        }
+        log_info("serve listening listener=bitmessage addr=%s", st->cfg->bm_listen);
+    }
     return 0;
+}
+
+/* serve_close_listeners - close every listening socket except keep (a child's own). */
+static void serve_close_listeners(struct serve_state *st, enum serve_child_kind keep)
+{
+    if (keep != SERVE_SMTPD)
+        for (int k = 0; k < SMTPD_PORT__COUNT; k++)
+            if (st->fds.fd[k] >= 0)
+                close(st->fds.fd[k]);
+    if (keep != SERVE_BMD && st->bm_fd >= 0)
+        close(st->bm_fd);
 }
 
 /* serve_chown_tree - give var/ to the unprivileged user (only the entries we create and use). */
@@ -243,13 +268,20 @@ static void serve_child_main(struct serve_state *st, enum serve_child_kind kind)
         _exit(0); /* the parent died before prctl took effect */
     sigprocmask(SIG_SETMASK, &st->oldmask, NULL);
     int rc;
-    if (kind == SERVE_SMTPD) {
+    serve_close_listeners(st, kind);
+    switch (kind) {
+    case SERVE_SMTPD:
         rc = smtpd_run(st->cfg, &st->fds);
-    } else {
-        for (int k = 0; k < SMTPD_PORT__COUNT; k++)
-            if (st->fds.fd[k] >= 0)
-                close(st->fds.fd[k]);
+        break;
+    case SERVE_QMGR:
         rc = qmgr_run(st->cfg);
+        break;
+    case SERVE_BMD:
+        rc = bmd_run(st->cfg, st->bm_fd);
+        break;
+    default:
+        rc = PST_EINVAL;
+        break;
     }
     _exit(rc < 0 ? 1 : 0);
 }
@@ -335,6 +367,8 @@ static void serve_supervise(struct serve_state *st)
         time_t next = now + 60;
         for (int k = 0; k < SERVE__NCHILD; k++) {
             struct serve_child *c = &st->child[k];
+            if (!c->enabled)
+                continue;
             if (c->pid == 0 && c->restart_at <= now)
                 serve_start_child(st, (enum serve_child_kind)k);
             if (c->pid == 0 && c->restart_at < next)
@@ -372,6 +406,11 @@ int serve_main(struct cfg *cfg, int daemonize)
     st.cfg = cfg;
     st.child[SERVE_SMTPD].name = "smtpd";
     st.child[SERVE_QMGR].name = "qmgr";
+    st.child[SERVE_BMD].name = "bmd";
+    st.child[SERVE_SMTPD].enabled = 1;
+    st.child[SERVE_QMGR].enabled = 1;
+    st.child[SERVE_BMD].enabled = cfg->bm_enable;
+    st.bm_fd = -1;
     umask(027);
     serve_raise_nofile();
 
@@ -417,9 +456,7 @@ int serve_main(struct cfg *cfg, int daemonize)
 
     serve_supervise(&st);
     serve_stop_children(&st);
-    for (int k = 0; k < SMTPD_PORT__COUNT; k++)
-        if (st.fds.fd[k] >= 0)
-            close(st.fds.fd[k]);
+    serve_close_listeners(&st, SERVE__NCHILD);
     serve_remove_pid(cfg, "postern");
     if (st.fds.tls)
         SSL_CTX_free(st.fds.tls);

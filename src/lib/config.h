@@ -106,6 +106,8 @@ struct cfg {
     int64_t bm_max_inbound_per_ip; /* default 4 */
     int64_t bm_ttl;                /* first send TTL; default 4 days */
     int64_t bm_max_attempts;       /* default 8 */
+    int64_t bm_pubkey_ttl;         /* default 28 days */
+    int64_t bm_getpubkey_ttl;      /* default 60 h */
     int64_t bm_pow_threads;        /* 0 = every core */
     int64_t bm_nonce_trials;       /* demanded; default 1000 */
     int64_t bm_extra_bytes;        /* demanded; default 1000 */

@@ -193,7 +193,8 @@ class PosternServer:
         self.mail_dir = os.path.join(self.workdir, "mail")
         self.config_path = os.path.join(self.workdir, "postern.ini")
         self.log_path = os.path.join(self.workdir, "postern.log")
-        self.smtp_port, self.submission_port, self.smtps_port = free_ports(3)
+        (self.smtp_port, self.submission_port, self.smtps_port, self.bm_port, self.pop3_port,
+         self.pop3s_port) = free_ports(6)
         self.users = dict(DEFAULT_USERS if users is None else users)
         self.proc = None
         self._logf = None
@@ -261,6 +262,14 @@ class PosternServer:
                 "queue_scan_interval": "5",
                 "delivery_batch": "64",
             },
+            # every server gets private ports: tests run side by side
+            "bitmessage": {
+                "listen": "127.0.0.1:%d" % self.bm_port,
+            },
+            "pop3": {
+                "listen": "127.0.0.1:%d" % self.pop3_port,
+                "pop3s_listen": "127.0.0.1:%d" % self.pop3s_port,
+            },
         }
 
     def write_config(self):
@@ -304,12 +313,18 @@ class PosternServer:
 
     # ---- process control ------------------------------------------------
 
-    def start(self, timeout=None):
+    def restart(self, timeout=None):
+        """Stop (SIGTERM, must exit 0) and start again on the same state."""
+        status = self.stop()
+        assert status == 0, "postern exited %s on SIGTERM\n%s" % (status, self.log_tail())
+        return self.start(timeout=timeout, add_users=False)
+
+    def start(self, timeout=None, add_users=True):
         if timeout is None:
             timeout = float(os.environ.get("POSTERN_IT_START_TIMEOUT", "60"))
         if not self.binary or not os.access(self.binary, os.X_OK):
             raise RuntimeError("postern binary not found (set POSTERN_BIN)")
-        for name, pw in list(self.users.items()):
+        for name, pw in list(self.users.items()) if add_users else []:
             self.add_user(name, pw)
         self._logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen([self.binary, "serve", "-c", self.config_path],
@@ -336,11 +351,18 @@ class PosternServer:
                     last_err = "%s: %s" % (port, e)
                     still.append((port, tls))
             pending = still
-            if not pending and all(self.read_pid(n) for n in ("smtpd", "qmgr", "postern")):
+            if not pending and all(self.read_pid(n) for n in self.children() + ["postern"]):
                 return
             time.sleep(0.1)
         raise ServerDied("postern not ready after %ss (last error: %s)\n%s" % (
             timeout, last_err, self.log_tail()))
+
+    def children(self):
+        """Names of the children this configuration runs."""
+        names = ["smtpd", "qmgr"]
+        if self.config.get("bitmessage", {}).get("enable", "yes") != "no":
+            names.append("bmd")
+        return names
 
     def check_running(self):
         if self.proc is not None and self.proc.poll() is not None:
@@ -378,7 +400,7 @@ class PosternServer:
         status = None
         if self.proc is None:
             return None
-        children = [self.read_pid("smtpd"), self.read_pid("qmgr")]
+        children = [self.read_pid(n) for n in self.children()]
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:

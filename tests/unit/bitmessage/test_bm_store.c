@@ -788,12 +788,12 @@ static void test_damaged_rows(void **state)
     int64_t id = enqueue(f, 5, 3600);
 
     /* a key row with a short ripe, written behind the API's back */
-    assert_int_equal(
-        db_exec(bm_store_db(f->st),
-                "INSERT INTO bm_keys(address, label, version, stream, ripe, tag, signing_priv, "
-                "encryption_priv, deterministic, created) VALUES ('BM-bad', '', 4, 1, x'0102', "
-                "zeroblob(32), zeroblob(32), zeroblob(32), 0, 0)"),
-        0);
+    assert_int_equal(db_exec(bm_store_db(f->st),
+                             "INSERT INTO bm_keys(address, label, version, stream, ripe, tag,"
+                             " signing_priv, encryption_priv, deterministic, created)"
+                             " VALUES ('BM-bad', '', 4, 1, x'0102', "
+                             "zeroblob(32), zeroblob(32), zeroblob(32), 0, 0)"),
+                     0);
     assert_int_equal(bm_store_key_by_addr(f->st, "BM-bad", &k), PST_EDB);
     assert_int_equal(bm_store_key_list(f->st, NULL, NULL), PST_EINVAL);
     /* a subject over the limit (written directly) is refused on the way out */
@@ -803,6 +803,115 @@ static void test_damaged_rows(void **state)
     assert_null(m.subject);
     /* the CHECK constraint refuses an unknown state */
     assert_int_not_equal(db_exec(bm_store_db(f->st), "UPDATE bm_outbox SET state = 'bogus'"), 0);
+}
+
+/* ---- additions for bm_engine: inventory by tag, outbox reschedule ---------- */
+
+struct tag_walk {
+    unsigned n;
+    int64_t expires[4];
+    size_t len[4];
+    int stop_after;
+};
+
+static int tag_cb(const struct bm_store_object *obj, void *arg)
+{
+    struct tag_walk *w = arg;
+
+    if (w->n < 4) {
+        w->expires[w->n] = obj->expires;
+        w->len[w->n] = obj->payload_len;
+    }
+    w->n++;
+    return w->stop_after != 0 && (int)w->n >= w->stop_after ? 7 : 0;
+}
+
+static void test_inv_by_tag(void **state)
+{
+    struct fx *f = *state;
+    struct bm_store_object o;
+    uint8_t payload[40], tag[BM_STORE_TAG_LEN], other[BM_STORE_TAG_LEN];
+    struct tag_walk w;
+    int i;
+
+    fill(payload, sizeof(payload), 1);
+    fill(tag, sizeof(tag), 50);
+    fill(other, sizeof(other), 60);
+    /* three pubkeys with our tag (one expired), one with another tag, one msg with our tag */
+    for (i = 0; i < 5; i++) {
+        make_obj(&o, (uint8_t)(100 + i), 1, T0 + 100 * (i + 1), payload, (size_t)(10 + i));
+        o.type = i == 4 ? 2 : 1;
+        o.has_tag = true;
+        memcpy(o.tag, i == 3 ? other : tag, BM_STORE_TAG_LEN);
+        if (i == 0)
+            o.expires = T0 - 1;
+        assert_int_equal(bm_store_inv_put(f->st, &o, NULL), 0);
+    }
+    make_obj(&o, 120, 1, T0 + 5000, payload, 5); /* no tag at all */
+    o.type = 1;
+    assert_int_equal(bm_store_inv_put(f->st, &o, NULL), 0);
+
+    memset(&w, 0, sizeof(w));
+    assert_int_equal(bm_store_inv_by_tag(f->st, 1, tag, T0, tag_cb, &w), 0);
+    assert_int_equal(w.n, 2);
+    assert_int_equal(w.expires[0], T0 + 300); /* latest expiry first */
+    assert_int_equal(w.len[0], 12);
+    assert_int_equal(w.expires[1], T0 + 200);
+
+    /* the callback stops the walk */
+    memset(&w, 0, sizeof(w));
+    w.stop_after = 1;
+    assert_int_equal(bm_store_inv_by_tag(f->st, 1, tag, T0, tag_cb, &w), 7);
+    assert_int_equal(w.n, 1);
+
+    memset(&w, 0, sizeof(w));
+    assert_int_equal(bm_store_inv_by_tag(f->st, 1, tag, T0 + 250, tag_cb, &w), 0);
+    assert_int_equal(w.n, 1);
+    memset(&w, 0, sizeof(w));
+    assert_int_equal(bm_store_inv_by_tag(f->st, 2, tag, T0, tag_cb, &w), 0);
+    assert_int_equal(w.n, 1);
+    memset(&w, 0, sizeof(w));
+    fill(other, sizeof(other), 61);
+    assert_int_equal(bm_store_inv_by_tag(f->st, 1, other, T0, tag_cb, &w), 0);
+    assert_int_equal(w.n, 0);
+    assert_int_equal(bm_store_inv_by_tag(f->st, 1, NULL, T0, tag_cb, &w), PST_EINVAL);
+    assert_int_equal(bm_store_inv_by_tag(f->st, 1, tag, T0, NULL, &w), PST_EINVAL);
+}
+
+static void test_outbox_reschedule(void **state)
+{
+    struct fx *f = *state;
+    struct bm_store_outmsg m;
+    uint8_t inv[BM_STORE_HASH_LEN];
+    int64_t id = enqueue(f, 1, 3600);
+
+    assert_int_equal(bm_store_outbox_reschedule(f->st, id, T0 + 1, T0 + 500), 0);
+    assert_int_equal(bm_store_outbox_get(f->st, id, &m), 0);
+    assert_int_equal(m.state, BM_OUTBOX_AWAITINGPUBKEY);
+    assert_int_equal(m.next_attempt, T0 + 500);
+    assert_int_equal(m.updated, T0 + 1);
+    assert_int_equal(m.attempts, 0);
+    assert_int_equal(m.ttl, 3600);
+    bm_store_outmsg_free(&m);
+
+    fill(inv, sizeof(inv), 9);
+    assert_int_equal(bm_store_outbox_move(f->st, id, BM_OUTBOX_DOINGPOW, T0 + 2, T0 + 2, NULL), 0);
+    assert_int_equal(bm_store_outbox_reschedule(f->st, id, T0 + 3, T0 + 60), 0);
+    assert_int_equal(bm_store_outbox_move(f->st, id, BM_OUTBOX_SENT, T0 + 4, T0 + 4000, inv), 0);
+    assert_int_equal(bm_store_outbox_reschedule(f->st, id, T0 + 5, T0 + 4100), 0);
+    assert_int_equal(bm_store_outbox_get(f->st, id, &m), 0);
+    assert_int_equal(m.state, BM_OUTBOX_SENT);
+    assert_int_equal(m.next_attempt, T0 + 4100);
+    assert_int_equal(m.attempts, 1);
+    bm_store_outmsg_free(&m);
+
+    /* final states and absent messages are refused */
+    assert_int_equal(bm_store_outbox_move(f->st, id, BM_OUTBOX_ACKED, T0 + 6, 0, NULL), 0);
+    assert_int_equal(bm_store_outbox_reschedule(f->st, id, T0 + 7, T0 + 9000), PST_EPERM);
+    assert_int_equal(bm_store_outbox_get(f->st, id, &m), 0);
+    assert_int_equal(m.next_attempt, 0);
+    bm_store_outmsg_free(&m);
+    assert_int_equal(bm_store_outbox_reschedule(f->st, id + 1000, T0, T0), PST_ENOENT);
 }
 
 int main(void)
@@ -820,6 +929,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_inbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inv_by_tag, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outbox_reschedule, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
