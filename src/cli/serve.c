@@ -48,6 +48,7 @@
 #include "lib/userdb.h"
 #include "bitmessage/bmd.h"
 #include "queue/qmgr.h"
+#include "pop3/pop3d.h"
 #include "smtp/smtpd.h"
 
 #define SERVE_STOP_GRACE 10
@@ -55,7 +56,7 @@
 #define SERVE_PATH_MAX 4096
 #define SERVE_DEFAULT_USER "postern"
 
-enum serve_child_kind { SERVE_SMTPD = 0, SERVE_QMGR, SERVE_BMD, SERVE__NCHILD };
+enum serve_child_kind { SERVE_SMTPD = 0, SERVE_QMGR, SERVE_BMD, SERVE_POP3D, SERVE__NCHILD };
 
 struct serve_child {
     const char *name;
@@ -68,7 +69,8 @@ struct serve_child {
 struct serve_state {
     struct cfg *cfg;
     struct smtpd_listen_fds fds;
-    int bm_fd; /* Bitmessage P2P listener or -1 */
+    int bm_fd;                       /* Bitmessage P2P listener or -1 */
+    struct pop3d_listen_fds pop3fds; /* .tls is the same SSL_CTX as fds.tls */
     struct serve_child child[SERVE__NCHILD];
     sigset_t sigs;
     sigset_t oldmask;
@@ -131,6 +133,22 @@ static int serve_bind(struct serve_state *st)
         }
         log_info("serve listening listener=bitmessage addr=%s", st->cfg->bm_listen);
     }
+    const char *pspecs[POP3D_LISTEN__COUNT] = {st->cfg->pop3_listen, st->cfg->pop3s_listen};
+    st->pop3fds.tls = st->fds.tls;
+    for (int k = 0; k < POP3D_LISTEN__COUNT; k++) {
+        st->pop3fds.fd[k] = -1;
+        if (!pspecs[k] || !pspecs[k][0])
+            continue;
+        int fd = netaddr_listen(pspecs[k], SERVE_LISTEN_BACKLOG);
+        if (fd < 0) {
+            fprintf(stderr, "postern: cannot listen on %s (%s): %s\n", pspecs[k],
+                    pop3d_listener_name((enum pop3d_listener)k), strerror(errno));
+            return PST_EIO;
+        }
+        st->pop3fds.fd[k] = fd;
+        log_info("serve listening listener=%s addr=%s", pop3d_listener_name((enum pop3d_listener)k),
+                 pspecs[k]);
+    }
     return 0;
 }
 
@@ -143,6 +161,10 @@ static void serve_close_listeners(struct serve_state *st, enum serve_child_kind 
                 close(st->fds.fd[k]);
     if (keep != SERVE_BMD && st->bm_fd >= 0)
         close(st->bm_fd);
+    if (keep != SERVE_POP3D)
+        for (int k = 0; k < POP3D_LISTEN__COUNT; k++)
+            if (st->pop3fds.fd[k] >= 0)
+                close(st->pop3fds.fd[k]);
 }
 
 /* serve_chown_tree - give var/ to the unprivileged user (only the entries we create and use). */
@@ -279,6 +301,9 @@ static void serve_child_main(struct serve_state *st, enum serve_child_kind kind)
     case SERVE_BMD:
         rc = bmd_run(st->cfg, st->bm_fd);
         break;
+    case SERVE_POP3D:
+        rc = pop3d_run(st->cfg, &st->pop3fds);
+        break;
     default:
         rc = PST_EINVAL;
         break;
@@ -410,6 +435,8 @@ int serve_main(struct cfg *cfg, int daemonize)
     st.child[SERVE_SMTPD].enabled = 1;
     st.child[SERVE_QMGR].enabled = 1;
     st.child[SERVE_BMD].enabled = cfg->bm_enable;
+    st.child[SERVE_POP3D].name = "pop3d";
+    st.child[SERVE_POP3D].enabled = cfg->pop3_listen[0] != '\0' || cfg->pop3s_listen[0] != '\0';
     st.bm_fd = -1;
     umask(027);
     serve_raise_nofile();

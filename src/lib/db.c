@@ -96,6 +96,37 @@ static const struct db_migration db_migrations[] = {
     /* 3: the local user whose Maildir receives mail to one of our Bitmessage addresses
      * (src/bitmessage/bm_api.c); '' = none (kept in the node's inbox only). */
     {3, "ALTER TABLE bm_keys ADD COLUMN owner TEXT NOT NULL DEFAULT '';"},
+    /* 4: POP3 proxy upstream mailboxes and statistics (src/pop3/pop3_upstream.c) */
+    {4, "CREATE TABLE pop3_upstreams ("
+        "  user TEXT NOT NULL,"
+        "  id TEXT NOT NULL,"
+        "  host TEXT NOT NULL,"
+        "  port INTEGER NOT NULL CHECK (port BETWEEN 1 AND 65535),"
+        "  tls TEXT NOT NULL CHECK (tls IN ('implicit', 'stls', 'none')),"
+        "  username TEXT NOT NULL,"
+        "  pass_nonce BLOB NOT NULL CHECK (length(pass_nonce) = 12),"
+        "  pass_ct BLOB NOT NULL CHECK (length(pass_ct) >= 16),"
+        "  created INTEGER NOT NULL,"
+        "  PRIMARY KEY (user, id)"
+        ") WITHOUT ROWID;"
+        "CREATE TABLE pop3_stats ("
+        "  user TEXT NOT NULL,"
+        "  upstream TEXT NOT NULL,"
+        "  sessions INTEGER NOT NULL DEFAULT 0,"
+        "  messages INTEGER NOT NULL DEFAULT 0,"
+        "  bytes INTEGER NOT NULL DEFAULT 0,"
+        "  errors INTEGER NOT NULL DEFAULT 0,"
+        "  last_error TEXT NOT NULL DEFAULT '',"
+        "  updated INTEGER NOT NULL,"
+        "  PRIMARY KEY (user, upstream)"
+        ") WITHOUT ROWID;"},
+    /* 5: APOP secrets (RFC 1939 7), encrypted like the upstream passwords (src/pop3/pop3_apop.c) */
+    {5, "CREATE TABLE pop3_apop ("
+        "  user TEXT PRIMARY KEY NOT NULL,"
+        "  nonce BLOB NOT NULL CHECK (length(nonce) = 12),"
+        "  secret_ct BLOB NOT NULL CHECK (length(secret_ct) >= 16),"
+        "  created INTEGER NOT NULL"
+        ") WITHOUT ROWID;"},
 };
 
 struct db_cached {

@@ -362,6 +362,9 @@ class PosternServer:
         names = ["smtpd", "qmgr"]
         if self.config.get("bitmessage", {}).get("enable", "yes") != "no":
             names.append("bmd")
+        pop3 = self.config.get("pop3", {})
+        if pop3.get("listen", "x") or pop3.get("pop3s_listen", "x"):
+            names.append("pop3d")
         return names
 
     def check_running(self):
