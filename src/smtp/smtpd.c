@@ -37,16 +37,11 @@
 #include "lib/worker.h"
 #include "smtpd_server.h"
 #include "smtpd_session.h"
+#include "lib/ipcount.h"
 
 #define SMTPD_IP_BUCKETS 4096
 #define SMTPD_AUTH_THREADS 2
 #define SMTPD_ACCEPT_PAUSE_SEC 1
-
-struct smtpd_ipcount {
-    uint8_t key[17]; /* family byte + up to 16 address bytes */
-    size_t count;
-    struct smtpd_ipcount *next;
-};
 
 const char *smtpd_port_name(enum smtpd_port_kind k)
 {
@@ -56,73 +51,9 @@ const char *smtpd_port_name(enum smtpd_port_kind k)
 
 /* ---- per-IP connection counts ---- */
 
-static void smtpd_ip_key(const struct sockaddr *sa, uint8_t key[17])
-{
-    memset(key, 0, 17);
-    if (sa->sa_family == AF_INET) {
-        key[0] = 4;
-        memcpy(key + 1, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-    } else if (sa->sa_family == AF_INET6) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(a)) {
-            key[0] = 4;
-            memcpy(key + 1, &a->s6_addr[12], 4);
-        } else {
-            /* One IPv6 client usually holds a whole /64: count per /64, not per address. */
-            key[0] = 6;
-            memcpy(key + 1, a, 8);
-        }
-    }
-}
-
-static size_t smtpd_ip_hash(const uint8_t key[17])
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (int i = 0; i < 17; i++)
-        h = (h ^ key[i]) * 1099511628211ull;
-    return (size_t)(h % SMTPD_IP_BUCKETS);
-}
-
-static struct smtpd_ipcount **smtpd_ip_find(struct smtpd_server *srv, const uint8_t key[17])
-{
-    struct smtpd_ipcount **pp = &srv->ipbuckets[smtpd_ip_hash(key)];
-    while (*pp && memcmp((*pp)->key, key, 17) != 0)
-        pp = &(*pp)->next;
-    return pp;
-}
-
-/* smtpd_ip_acquire - 0 if the client may connect (count taken), PST_ELIMIT or PST_ENOMEM if not. */
-static int smtpd_ip_acquire(struct smtpd_server *srv, const struct sockaddr *sa)
-{
-    uint8_t key[17];
-    smtpd_ip_key(sa, key);
-    struct smtpd_ipcount **pp = smtpd_ip_find(srv, key);
-    if (*pp) {
-        if ((*pp)->count >= (size_t)srv->cfg->max_connections_per_ip)
-            return PST_ELIMIT;
-        (*pp)->count++;
-        return 0;
-    }
-    struct smtpd_ipcount *e = calloc(1, sizeof *e);
-    if (!e)
-        return PST_ENOMEM;
-    memcpy(e->key, key, 17);
-    e->count = 1;
-    *pp = e;
-    return 0;
-}
-
 void smtpd_server_ip_release(struct smtpd_server *srv, const struct sockaddr *sa)
 {
-    uint8_t key[17];
-    smtpd_ip_key(sa, key);
-    struct smtpd_ipcount **pp = smtpd_ip_find(srv, key);
-    struct smtpd_ipcount *e = *pp;
-    PST_ASSERT(e && e->count > 0);
-    if (--e->count == 0) {
-        *pp = e->next;
-        free(e);
-    }
+    ipcount_release(srv->ipcounts, sa);
 }
 
 /* ---- accepting ---- */
@@ -157,7 +88,7 @@ static void smtpd_on_accept(struct evconnlistener *lev, evutil_socket_t fd, stru
         smtpd_refuse(fd, srv, "Too many connections");
         return;
     }
-    if (smtpd_ip_acquire(srv, sa) < 0) {
+    if (ipcount_acquire(srv->ipcounts, sa, (size_t)srv->cfg->max_connections_per_ip) < 0) {
         log_warn(
             "smtpd refused addr=%s reason=\"too many connections from this address\" limit=%lld",
             netaddr_to_str(sa, addr, sizeof addr), (long long)srv->cfg->max_connections_per_ip);
@@ -221,8 +152,8 @@ static int smtpd_setup(struct smtpd_server *srv, const struct cfg *cfg, SSL_CTX 
     srv->base = event_base_new();
     if (!srv->base)
         return PST_ENOMEM;
-    srv->ipbuckets = calloc(SMTPD_IP_BUCKETS, sizeof *srv->ipbuckets);
-    if (!srv->ipbuckets)
+    srv->ipcounts = ipcount_new(SMTPD_IP_BUCKETS);
+    if (!srv->ipcounts)
         return PST_ENOMEM;
     srv->tls = tls;
     int rc = userdb_open(cfg->db_path, &srv->users);
@@ -245,8 +176,7 @@ static void smtpd_teardown(struct smtpd_server *srv)
     if (srv->accept_retry)
         event_free(srv->accept_retry);
     userdb_close(&srv->users);
-    /* Sessions still open are dropped with the process; their buckets go with it. */
-    free(srv->ipbuckets);
+    ipcount_free(&srv->ipcounts);
     if (srv->base)
         event_base_free(srv->base);
 }

@@ -23,7 +23,7 @@ struct event_base;
 struct spool_committer;
 struct worker_pool;
 struct userdb;
-struct smtpd_ipcount;
+struct ipcount;
 struct evconnlistener;
 struct event;
 
@@ -36,7 +36,7 @@ struct smtpd_server {
     struct userdb *users;              /* owned */
     size_t nsessions;
     uint64_t next_session;
-    struct smtpd_ipcount **ipbuckets;              /* owned: hash of client address -> sessions */
+    struct ipcount *ipcounts;                      /* owned: sessions per client address */
     struct evconnlistener *lev[SMTPD_PORT__COUNT]; /* owned, NULL when disabled */
     struct event *accept_retry;                    /* owned: re-enables listeners after EMFILE */
     int stopping;
