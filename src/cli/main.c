@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cli/cmd_bm.h"
+#include "cli/cmd_pop3.h"
 #include "cli/cmd_queue.h"
 #include "cli/cmd_user.h"
 #include "cli/serve.h"
@@ -36,6 +37,8 @@ static void main_usage(FILE *f)
           "  queue list|show QID|delete QID|hold QID|release QID|flush\n"
           "  bm address new|list, bm owner, bm send, bm status|outbox|inbox\n"
           "                                  the Bitmessage node (see postern(8))\n"
+          "  pop3 upstream add|list|remove, pop3 stats, pop3 apop set|clear\n"
+          "                                  POP3 proxy profiles (see docs/pop3.md)\n"
           "  version\n"
           "Options: -c FILE  configuration file (default ./postern.conf if present,\n"
           "                  else embedded defaults; see postern(8) and docs/config.md)\n",
@@ -173,7 +176,8 @@ int main(int argc, char **argv)
         return 0;
     }
     int known = strcmp(cmd, "serve") == 0 || strcmp(cmd, "check-config") == 0 ||
-                strcmp(cmd, "user") == 0 || strcmp(cmd, "queue") == 0 || strcmp(cmd, "bm") == 0;
+                strcmp(cmd, "user") == 0 || strcmp(cmd, "queue") == 0 || strcmp(cmd, "bm") == 0 ||
+                strcmp(cmd, "pop3") == 0;
     if (!known) {
         fprintf(stderr, "postern: unknown command '%s'\n", cmd);
         main_usage(stderr);
@@ -194,6 +198,8 @@ int main(int argc, char **argv)
         rc = cmd_user_main(cfg, nargs, args);
     } else if (strcmp(cmd, "bm") == 0) {
         rc = cmd_bm_main(cfg, nargs, args);
+    } else if (strcmp(cmd, "pop3") == 0) {
+        rc = cmd_pop3_main(cfg, nargs, args);
     } else {
         rc = cmd_queue_main(cfg, nargs, args);
     }

@@ -171,7 +171,9 @@ static void serve_close_listeners(struct serve_state *st, enum serve_child_kind 
 static int serve_chown_tree(const struct cfg *cfg, uid_t uid, gid_t gid)
 {
     /* TLS keys are not given away: the supervisor loads them before dropping privileges. */
-    const char *paths[] = {cfg->var_dir, cfg->run_dir, cfg->mail_dir, cfg->spool_dir, cfg->db_path};
+    /* The POP3 upstream key encrypts credentials at rest; pop3d reads it after the drop. */
+    const char *paths[] = {cfg->var_dir,   cfg->run_dir, cfg->mail_dir,
+                           cfg->spool_dir, cfg->db_path, cfg->pop3_upstream_key};
     for (size_t i = 0; i < PST_ARRAY_LEN(paths); i++) {
         if (lchown(paths[i], uid, gid) < 0 && errno != ENOENT) {
             fprintf(stderr, "postern: chown %s: %s\n", paths[i], strerror(errno));

@@ -45,6 +45,7 @@
 #include "lib/netaddr.h"
 #include "lib/userdb.h"
 #include "lib/worker.h"
+#include "pop3/pop3_proxy.h"
 #include "pop3/pop3d_session.h"
 
 #define POP3D_IP_BUCKETS 4096
@@ -242,9 +243,7 @@ int pop3d_server_init(struct pop3d_server *srv, const struct cfg *cfg, struct ev
     srv->cfg = cfg;
     srv->base = base;
     srv->tls = tls;
-    srv->apop = 0; /* no APOP secret store yet: see docs/pop3.md */
-    if (cfg->pop3_apop)
-        log_warn("pop3d apop_unavailable reason=\"no APOP secret store; APOP stays off\"");
+    srv->apop = cfg->pop3_apop; /* secrets: src/pop3/pop3_apop.h */
     srv->ipbuckets = calloc(POP3D_IP_BUCKETS, sizeof *srv->ipbuckets);
     srv->logins = calloc(POP3D_LOGIN_BUCKETS, sizeof *srv->logins);
     if (!srv->ipbuckets || !srv->logins)
@@ -254,13 +253,16 @@ int pop3d_server_init(struct pop3d_server *srv, const struct cfg *cfg, struct ev
         log_error("pop3d userdb_open_failed path=%s err=\"%s\"", cfg->db_path, err_str(rc));
         return rc;
     }
-    rc = pop3_maildir_backend_init(&srv->backend, cfg->mail_dir);
-    if (rc < 0)
-        return rc;
     srv->workers = worker_pool_new(base, POP3D_AUTH_THREADS);
     srv->sweep = event_new(base, -1, EV_PERSIST, pop3d_sweep, srv);
     if (!srv->workers || !srv->sweep)
         return PST_ENOMEM;
+    /* Backend selection (pop3_proxy.c): a user with upstreams in pop3_upstreams gets the merged
+     * view (their local Maildir first, then each upstream); every other user the local Maildir
+     * alone. The worker pool also resolves upstream host names. */
+    rc = pop3px_backend_init(&srv->backend, cfg, base, srv->workers);
+    if (rc < 0)
+        return rc;
     struct timeval tv = {POP3D_SWEEP_SEC, 0};
     event_add(srv->sweep, &tv);
     return 0;

@@ -3,7 +3,7 @@
  *
  * RFC 1939 states, with the sub-states needed for asynchronous work:
  *
- *   AUTHORIZATION --USER/PASS, AUTH PLAIN--> CHECKING --ok--> TRANSACTION
+ *   AUTHORIZATION --USER/PASS, APOP, AUTH PLAIN--> CHECKING --ok--> TRANSACTION
  *        |   ^  \--AUTH (no initial response)--> SASL --line--> CHECKING
  *        |   +------------- failure (after the delay) ------------+
  *        +--STLS--> TLSWAIT --flushed--> (TLS) AUTHORIZATION
@@ -28,6 +28,14 @@
  * plaintext_on_loopback and the client is on loopback), 5034 (AUTH PLAIN
  * with an initial response or a "+ " continuation; "*" cancels), 3206
  * ([SYS/TEMP], [SYS/PERM], [AUTH], [IN-USE], [LOGIN-DELAY]).
+ *
+ * APOP (RFC 1939 7, [pop3] apop, off by default): the greeting then ends
+ * with a timestamp "<pid.random.time@host>" unique to the session (that is
+ * how APOP is signalled; CAPA does not list it). "APOP name digest" follows
+ * the USER/PASS rules: refused before TLS unless plaintext is allowed,
+ * checked on a worker thread (which opens the database and key file itself
+ * and fetches the sealed secret, pop3_apop.h), failures counted toward
+ * max_auth_failures and delayed like any other.
  *
  * Message transfer: RETR/TOP pull the backend's wire form in chunks of
  * POP3D_CHUNK into the output buffer until it holds POP3D_OUT_HIGH bytes,
@@ -63,11 +71,14 @@
 #include <netinet/in.h>
 #include <openssl/err.h>
 
+#include "lib/db.h"
 #include "lib/log.h"
 #include "lib/netaddr.h"
 #include "lib/tls.h"
 #include "lib/userdb.h"
 #include "lib/worker.h"
+#include "pop3/pop3_proxy.h"
+#include "pop3/pop3_apop.h"
 #include "pop3/pop3_parser.h"
 #include "smtp/sasl.h"
 
@@ -107,7 +118,15 @@ struct pop3d_auth_job {
     char hash[USERDB_HASH_MAX];
     int have_hash;
     int result;
-    const char *mech; /* static: "USER", "PLAIN" */
+    const char *mech; /* static: "USER", "PLAIN", "APOP" */
+    /* APOP: the worker opens the database and key itself (a struct db is per thread) */
+    int apop;
+    const char *db_path;  /* borrowed from cfg */
+    const char *key_path; /* borrowed from cfg */
+    char timestamp[POP3_APOP_TIMESTAMP_MAX];
+    char digest[POP3_APOP_DIGEST_HEX + 1];
+    size_t dlen;
+    int apop_err; /* a store problem met on the worker (logged on the loop thread) */
 };
 
 struct pop3d_session {
@@ -129,7 +148,8 @@ struct pop3d_session {
     unsigned errors;
     unsigned auth_failures;
     unsigned ncommands;
-    char user_given[SASL_USER_MAX + 1]; /* from USER, until PASS */
+    char apop_ts[POP3_APOP_TIMESTAMP_MAX]; /* the greeting's timestamp; "" = no APOP */
+    char user_given[SASL_USER_MAX + 1];    /* from USER, until PASS */
     int have_user;
     char user[USERDB_NAME_MAX + 1]; /* logged-in user */
     struct pop3d_auth_job *auth_job;
@@ -214,6 +234,12 @@ static void pop3d_resume(struct pop3d_session *s)
         pop3d_process_input(s);
 }
 
+/* pop3d_apop_enabled - [pop3] apop (srv->apop is also honoured, for callers that set it). */
+static int pop3d_apop_enabled(const struct pop3d_server *srv)
+{
+    return srv->apop || srv->cfg->pop3_apop;
+}
+
 static int pop3d_plaintext_ok(const struct pop3d_session *s)
 {
     return s->tls || (s->srv->cfg->pop3_plain_loopback && s->loopback);
@@ -278,9 +304,51 @@ static void pop3d_auth_job_free(void *arg)
     free(j);
 }
 
+/*
+ * pop3d_apop_work - on a worker thread: fetch the user's sealed APOP secret
+ * (own database connection), load the key, check the digest. The same
+ * steps run for unknown users and users without a secret.
+ */
+static void pop3d_apop_work(struct pop3d_auth_job *j)
+{
+    struct pop3_apop_sealed sealed;
+    struct pop3u_key key;
+    struct db *db = NULL;
+    char secret[POP3_APOP_SECRET_MAX + 1];
+    size_t len = 0;
+    int rc = db_open(j->db_path, &db);
+    if (rc == 0)
+        rc = pop3_apop_fetch(db, j->user, &sealed);
+    db_close(&db);
+    int have = rc == 0;
+    if (rc < 0 && rc != PST_ENOENT && rc != PST_EINVAL)
+        j->apop_err = rc;
+    if (have) {
+        rc = pop3u_key_load(j->key_path, 0, &key);
+        if (rc == 0) {
+            rc = pop3_apop_unseal(&key, j->user, &sealed, secret, &len);
+            pop3u_key_wipe(&key);
+        }
+        if (rc < 0)
+            j->apop_err = rc; /* a secret exists but the key is missing, unusable or wrong */
+        have = rc == 0;
+    }
+    if (have)
+        rc = pop3_apop_check(j->timestamp, secret, len, j->digest, j->dlen);
+    else /* the same digest work, then a certain failure */
+        rc = pop3_apop_verify_sealed(NULL, j->user, NULL, j->timestamp, j->digest, j->dlen);
+    j->result = j->have_hash && rc == 0 ? 0 : PST_EAUTH;
+    explicit_bzero(&sealed, sizeof sealed);
+    explicit_bzero(secret, sizeof secret);
+}
+
 static void pop3d_auth_work(void *arg)
 {
     struct pop3d_auth_job *j = arg;
+    if (j->apop) {
+        pop3d_apop_work(j);
+        return;
+    }
     j->result = userdb_hash_verify(j->have_hash ? j->hash : NULL, j->pass);
 }
 
@@ -315,7 +383,9 @@ static void pop3d_open_done(void *arg, int rc, struct pop3_mbox *mb)
     log_info("pop3d login id=%s user=%s backend=%s messages=%zu octets=%llu tls=%s", s->id, s->user,
              mb->ops->name, n, (unsigned long long)octets, s->tls ? "yes" : "no");
     pop3d_set_state(s, POP3D_S_TRANSACTION);
-    pop3d_reply(s, "+OK Logged in, %zu messages (%llu octets)", n, (unsigned long long)octets);
+    const char *note = pop3px_mbox_note(mb); /* merged mailbox: sources left out */
+    pop3d_reply(s, "+OK Logged in, %zu messages (%llu octets)%s%s%s", n, (unsigned long long)octets,
+                note[0] ? " (" : "", note, note[0] ? ")" : "");
     pop3d_resume(s);
 }
 
@@ -379,6 +449,9 @@ static void pop3d_auth_done(void *arg)
     char q[USERDB_NAME_MAX * 4 + 8];
     log_quote(q, sizeof q, j->user, strlen(j->user));
     s->auth_job = NULL;
+    if (j->apop_err)
+        log_error("pop3d apop_store_error id=%s user=%s err=\"%s\"", s->id, q,
+                  err_str(j->apop_err));
     if (j->result != 0) {
         log_info("pop3d auth id=%s addr=%s user=%s mech=%s result=fail", s->id, s->addr, q,
                  j->mech);
@@ -484,11 +557,40 @@ static void pop3d_cmd_pass(struct pop3d_session *s, const struct pop3_cmd *c)
     pop3d_auth_check(s, j);
 }
 
+/*
+ * APOP name digest (RFC 1939 7), only when [pop3] apop is on (the greeting
+ * then carried s->apop_ts). The secret never crosses the wire, but the same
+ * plaintext rule as USER/PASS applies: before TLS, an eavesdropper could
+ * record the exchange and guess the secret offline at MD5 speed, and the
+ * rest of the session (the mail) would be in clear anyway.
+ */
 static void pop3d_cmd_apop(struct pop3d_session *s, const struct pop3_cmd *c)
 {
-    /* APOP needs each user's shared secret in clear (RFC 1939 7); Postern keeps only
-     * one-way password hashes, so APOP stays unavailable until a secret store exists. */
-    pop3d_reject(s, "-ERR [AUTH] APOP not available");
+    if (!s->apop_ts[0]) {
+        pop3d_reject(s, "-ERR [AUTH] APOP not available");
+        return;
+    }
+    if (pop3d_need_tls(s))
+        return;
+    if (c->arglen[0] > SASL_USER_MAX) {
+        pop3d_reject(s, "-ERR User name too long");
+        return;
+    }
+    struct pop3d_auth_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        pop3d_reject(s, "-ERR [SYS/TEMP] Out of memory");
+        return;
+    }
+    memcpy(j->user, c->arg[0], c->arglen[0] + 1);
+    /* a longer digest is wrong anyway: keep its first 32 bytes and a length that fails */
+    j->dlen = c->arglen[1] <= POP3_APOP_DIGEST_HEX ? c->arglen[1] : POP3_APOP_DIGEST_HEX + 1;
+    memcpy(j->digest, c->arg[1], j->dlen < POP3_APOP_DIGEST_HEX ? j->dlen : POP3_APOP_DIGEST_HEX);
+    memcpy(j->timestamp, s->apop_ts, sizeof j->timestamp);
+    j->apop = 1;
+    j->db_path = s->srv->cfg->db_path;
+    j->key_path = s->srv->cfg->pop3_upstream_key;
+    j->mech = "APOP";
+    pop3d_auth_check(s, j);
 }
 
 /* pop3d_sasl_response - one base64 PLAIN response (initial or continuation). */
@@ -1218,6 +1320,13 @@ int pop3d_session_start(struct pop3d_server *srv, int fd, const struct sockaddr 
     log_info("pop3d connected id=%s addr=%s port=%u listener=%s", s->id, s->addr, netaddr_port(sa),
              pop3d_listener_name(kind));
     pop3d_arm_timer(s, (long)srv->cfg->pop3_command_timeout);
-    pop3d_reply(s, "+OK %s POP3 server ready", srv->cfg->hostname);
+    /* RFC 1939 7: the APOP timestamp, unique per session, is the greeting's signal for APOP */
+    if (pop3d_apop_enabled(srv) &&
+        pop3_apop_timestamp(s->apop_ts, sizeof s->apop_ts, srv->cfg->hostname) < 0)
+        s->apop_ts[0] = '\0'; /* no randomness: no APOP for this session */
+    if (s->apop_ts[0])
+        pop3d_reply(s, "+OK %s POP3 server ready %s", srv->cfg->hostname, s->apop_ts);
+    else
+        pop3d_reply(s, "+OK %s POP3 server ready", srv->cfg->hostname);
     return 0;
 }

@@ -37,7 +37,7 @@ struct pop3d_server {
     struct worker_pool *workers; /* owned */
     struct userdb *users;        /* owned */
     struct pop3_backend backend; /* owned (backend.ops->free(backend.ctx)) */
-    int apop;                    /* APOP offered: needs a secret store, so 0 for now */
+    int apop; /* APOP offered; sessions offer it when this or cfg->pop3_apop is set */
     size_t nsessions;
     uint64_t next_session;
     struct pop3d_session *sessions; /* list of open sessions (owned) */

@@ -3,7 +3,10 @@
  * pop3d server struct on a private event loop: login (USER/PASS, AUTH
  * PLAIN), the TRANSACTION commands, UPDATE only on QUIT, the mailbox lock,
  * wrong-state and malformed commands, long lines, pipelining, failed-login
- * limits and the refusal of plaintext logins.
+ * limits and the refusal of plaintext logins; APOP on (timestamp in the
+ * greeting, unique per session, not in CAPA, right / wrong / foreign
+ * digests, users without a secret, failure limit, refused before TLS) and
+ * off (no timestamp, APOP refused).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +29,8 @@
 #include "../testutil.h"
 #include "lib/log.h"
 #include "lib/userdb.h"
+#include "lib/db.h"
+#include "pop3/pop3_apop.h"
 #include "pop3/pop3d_session.h"
 
 #define T_WAIT_SEC 30 /* safety bound for a reply that never comes; not a timing assertion */
@@ -98,6 +103,32 @@ static int setup(void **state)
 static int setup_noplain(void **state)
 {
     return fx_start(state, "plaintext_on_loopback = no\n");
+}
+
+/* setup_apop* - APOP on; alice has the APOP secret "alice apop secret", bob has none. */
+static int fx_start_apop(void **state, const char *extra)
+{
+    if (fx_start(state, extra) < 0)
+        return -1;
+    struct fx *f = *state;
+    struct db *db = NULL;
+    struct pop3u_key key;
+    if (db_open(f->cfg->db_path, &db) < 0 || pop3u_key_load(f->cfg->pop3_upstream_key, 1, &key) < 0)
+        return -1;
+    int rc = pop3_apop_set(db, &key, "alice", "alice apop secret", 17);
+    pop3u_key_wipe(&key);
+    db_close(&db);
+    return rc;
+}
+
+static int setup_apop(void **state)
+{
+    return fx_start_apop(state, "plaintext_on_loopback = yes\napop = yes\n");
+}
+
+static int setup_apop_noplain(void **state)
+{
+    return fx_start_apop(state, "plaintext_on_loopback = no\napop = yes\n");
 }
 
 static int teardown(void **state)
@@ -511,6 +542,132 @@ static void test_too_many_errors(void **state)
     client_close(&c);
 }
 
+/* ---- APOP ---- */
+
+/* greeting_ts - read the greeting; copy its "<...>" timestamp into ts ("" if none). */
+static void greeting_ts(struct client *c, char *ts, size_t tssz)
+{
+    char l[1024];
+    line(c, l, sizeof l);
+    assert_true(strncmp(l, "+OK", 3) == 0);
+    ts[0] = '\0';
+    char *lt = strchr(l, '<'), *gt = lt ? strchr(lt, '>') : NULL;
+    if (!lt || !gt)
+        return;
+    size_t n = (size_t)(gt - lt) + 1;
+    assert_true(n < tssz);
+    memcpy(ts, lt, n);
+    ts[n] = '\0';
+    assert_null(strchr(gt + 1, '<')); /* exactly one timestamp */
+}
+
+static void apop_cmd(char *out, size_t outsz, const char *user, const char *ts, const char *secret)
+{
+    char hex[POP3_APOP_DIGEST_HEX + 1];
+    assert_int_equal(pop3_apop_digest(ts, secret, strlen(secret), hex), 0);
+    assert_true(snprintf(out, outsz, "APOP %s %s\r\n", user, hex) < (int)outsz);
+}
+
+static void test_apop_login(void **state)
+{
+    struct fx *f = *state;
+    put_msg(f, "1700000001.Qa.h", "Subject: a\n\nhello\n");
+    struct client *c = connect_client(f);
+    char ts[POP3_APOP_TIMESTAMP_MAX], ts2[POP3_APOP_TIMESTAMP_MAX], cmd[512];
+    greeting_ts(c, ts, sizeof ts);
+    assert_true(ts[0] == '<');
+    assert_non_null(strstr(ts, "@pop.test>"));
+    /* APOP is signalled by the timestamp, not listed in CAPA */
+    client_send(c, "CAPA\r\n");
+    char *m = multi(c);
+    assert_null(strstr(m, "APOP"));
+    free(m);
+    /* the digest of another timestamp fails */
+    apop_cmd(cmd, sizeof cmd, "alice", "<1.2.3@pop.test>", "alice apop secret");
+    expect(c, cmd, "-ERR [AUTH] Authentication failed");
+    /* a second session gets another timestamp */
+    struct client *c2 = connect_client(f);
+    greeting_ts(c2, ts2, sizeof ts2);
+    assert_string_not_equal(ts, ts2);
+    client_close(&c2);
+    /* the right digest, user name in upper case with the local domain */
+    apop_cmd(cmd, sizeof cmd, "ALICE@pop.test", ts, "alice apop secret");
+    expect(c, cmd, "+OK Logged in, 1 messages");
+    expect(c, "STAT\r\n", "+OK 1 ");
+    expect(c, "APOP alice 0123456789abcdef0123456789abcdef\r\n", "-ERR Command not valid now");
+    expect(c, "QUIT\r\n", "+OK");
+    wait_eof(c);
+    client_close(&c);
+}
+
+static void test_apop_failures(void **state)
+{
+    struct fx *f = *state;
+    char ts[POP3_APOP_TIMESTAMP_MAX], cmd[512];
+    struct client *c = connect_client(f);
+    greeting_ts(c, ts, sizeof ts);
+    /* the login password is not the APOP secret */
+    apop_cmd(cmd, sizeof cmd, "alice", ts, "alice pw");
+    expect(c, cmd, "-ERR [AUTH] Authentication failed");
+    /* syntax: both arguments are needed; a syntax error is not a login failure */
+    expect(c, "APOP alice\r\n", "-ERR");
+    /* bob has no APOP secret: refused like a wrong digest, counted (limit 2: closed) */
+    apop_cmd(cmd, sizeof cmd, "bob", ts, "bob-pw");
+    expect(c, cmd, "-ERR [AUTH] Authentication failed, too many failures");
+    wait_eof(c);
+    client_close(&c);
+
+    c = connect_client(f);
+    greeting_ts(c, ts, sizeof ts);
+    /* unknown user, hostile digests: short, long, not hex, upper-case of a wrong one */
+    apop_cmd(cmd, sizeof cmd, "nosuchuser", ts, "alice apop secret");
+    expect(c, cmd, "-ERR [AUTH] Authentication failed");
+    expect(c, "APOP alice 0123\r\n", "-ERR [AUTH] Authentication failed, too many failures");
+    wait_eof(c);
+    client_close(&c);
+
+    c = connect_client(f);
+    greeting_ts(c, ts, sizeof ts);
+    expect(c, "APOP alice 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n",
+           "-ERR [AUTH] Authentication failed");
+    /* USER/PASS still works after a failed APOP; upper-case hex digest accepted */
+    char hex[POP3_APOP_DIGEST_HEX + 1];
+    assert_int_equal(pop3_apop_digest(ts, "alice apop secret", 17, hex), 0);
+    for (char *p = hex; *p; p++)
+        if (*p >= 'a' && *p <= 'f')
+            *p = (char)(*p - 'a' + 'A');
+    snprintf(cmd, sizeof cmd, "APOP alice %s\r\n", hex);
+    expect(c, cmd, "+OK Logged in");
+    client_close(&c);
+}
+
+static void test_apop_before_tls(void **state)
+{
+    struct fx *f = *state;
+    char ts[POP3_APOP_TIMESTAMP_MAX], cmd[512];
+    struct client *c = connect_client(f);
+    greeting_ts(c, ts, sizeof ts);
+    assert_true(ts[0] == '<');
+    apop_cmd(cmd, sizeof cmd, "alice", ts, "alice apop secret");
+    expect(c, cmd, "-ERR [AUTH] Plaintext authentication disallowed");
+    expect(c, "QUIT\r\n", "+OK Bye");
+    wait_eof(c);
+    client_close(&c);
+}
+
+static void test_apop_off(void **state)
+{
+    struct fx *f = *state;
+    char ts[POP3_APOP_TIMESTAMP_MAX];
+    struct client *c = connect_client(f);
+    greeting_ts(c, ts, sizeof ts);
+    assert_string_equal(ts, ""); /* no timestamp: clients do not try APOP */
+    expect(c, "APOP alice 0123456789abcdef0123456789abcdef\r\n", "-ERR [AUTH] APOP not available");
+    expect(c, "QUIT\r\n", "+OK Bye");
+    wait_eof(c);
+    client_close(&c);
+}
+
 int main(void)
 {
     log_init("test", LOG_LVL_ERROR, LOG_TO_STDERR);
@@ -526,6 +683,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failed_logins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plaintext_refused, setup_noplain, teardown),
         cmocka_unit_test_setup_teardown(test_too_many_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apop_login, setup_apop, teardown),
+        cmocka_unit_test_setup_teardown(test_apop_failures, setup_apop, teardown),
+        cmocka_unit_test_setup_teardown(test_apop_before_tls, setup_apop_noplain, teardown),
+        cmocka_unit_test_setup_teardown(test_apop_off, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
