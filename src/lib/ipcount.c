@@ -11,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define IPCOUNT_KEY_LEN 17 /* family byte + up to 16 address bytes */
-
 struct ipcount_entry {
     uint8_t key[IPCOUNT_KEY_LEN];
     size_t count;
@@ -24,7 +22,7 @@ struct ipcount {
     struct ipcount_entry **buckets;
 };
 
-static void ipcount_key(const struct sockaddr *sa, uint8_t key[IPCOUNT_KEY_LEN])
+void ipcount_key(const struct sockaddr *sa, uint8_t key[IPCOUNT_KEY_LEN])
 {
     memset(key, 0, IPCOUNT_KEY_LEN);
     if (sa->sa_family == AF_INET) {
@@ -42,18 +40,19 @@ static void ipcount_key(const struct sockaddr *sa, uint8_t key[IPCOUNT_KEY_LEN])
     }
 }
 
-static size_t ipcount_hash(const struct ipcount *t, const uint8_t key[IPCOUNT_KEY_LEN])
+size_t ipcount_hash(const void *data, size_t len, size_t buckets)
 {
+    const uint8_t *p = data;
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (int i = 0; i < IPCOUNT_KEY_LEN; i++)
-        h = (h ^ key[i]) * 1099511628211ull;
-    return (size_t)(h % t->nbuckets);
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return (size_t)(h % buckets);
 }
 
 static struct ipcount_entry **ipcount_find(const struct ipcount *t,
                                            const uint8_t key[IPCOUNT_KEY_LEN])
 {
-    struct ipcount_entry **pp = &t->buckets[ipcount_hash(t, key)];
+    struct ipcount_entry **pp = &t->buckets[ipcount_hash(key, IPCOUNT_KEY_LEN, t->nbuckets)];
     while (*pp && memcmp((*pp)->key, key, IPCOUNT_KEY_LEN) != 0)
         pp = &(*pp)->next;
     return pp;

@@ -15,7 +15,18 @@
 
 #include "err.h"
 
+#include <stdint.h>
+
+#define IPCOUNT_KEY_LEN 17 /* family byte + up to 16 address bytes */
+
 struct ipcount;
+
+/* ipcount_key - the client key of sa: IPv4 (also mapped) per address, IPv6 per /64; other
+ * families give an all-zero key. For callers keeping their own per-client tables. */
+void ipcount_key(const struct sockaddr *sa, uint8_t key[IPCOUNT_KEY_LEN]);
+
+/* ipcount_hash - FNV-1a of len bytes, reduced modulo buckets (> 0). */
+size_t ipcount_hash(const void *data, size_t len, size_t buckets);
 
 /* ipcount_new - an empty table with `buckets` chains (> 0). NULL on ENOMEM. */
 struct ipcount *ipcount_new(size_t buckets);

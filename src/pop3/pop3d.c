@@ -41,6 +41,7 @@
 #include <event2/listener.h>
 #include <netinet/in.h>
 
+#include "lib/ipcount.h"
 #include "lib/log.h"
 #include "lib/netaddr.h"
 #include "lib/userdb.h"
@@ -56,7 +57,7 @@
 #define POP3D_FAIL_WINDOW_SEC (15 * 60)
 
 struct pop3d_ipent {
-    uint8_t key[17]; /* family byte + up to 16 address bytes */
+    uint8_t key[IPCOUNT_KEY_LEN]; /* family byte + up to 16 address bytes */
     size_t conns;
     unsigned fails;
     time_t last_fail;
@@ -77,52 +78,26 @@ const char *pop3d_listener_name(enum pop3d_listener k)
 
 /* ---- per-address counts ---- */
 
-static void pop3d_ip_key(const struct sockaddr *sa, uint8_t key[17])
+static struct pop3d_ipent **pop3d_ip_find(struct pop3d_server *srv,
+                                          const uint8_t key[IPCOUNT_KEY_LEN])
 {
-    memset(key, 0, 17);
-    if (sa->sa_family == AF_INET) {
-        key[0] = 4;
-        memcpy(key + 1, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-    } else if (sa->sa_family == AF_INET6) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(a)) {
-            key[0] = 4;
-            memcpy(key + 1, &a->s6_addr[12], 4);
-        } else {
-            key[0] = 6;
-            memcpy(key + 1, a, 8); /* one IPv6 client usually holds a whole /64 */
-        }
-    }
-}
-
-static size_t pop3d_hash(const void *data, size_t len, size_t buckets)
-{
-    const uint8_t *p = data;
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ p[i]) * 1099511628211ull;
-    return (size_t)(h % buckets);
-}
-
-static struct pop3d_ipent **pop3d_ip_find(struct pop3d_server *srv, const uint8_t key[17])
-{
-    struct pop3d_ipent **pp = &srv->ipbuckets[pop3d_hash(key, 17, POP3D_IP_BUCKETS)];
-    while (*pp && memcmp((*pp)->key, key, 17) != 0)
+    struct pop3d_ipent **pp = &srv->ipbuckets[ipcount_hash(key, IPCOUNT_KEY_LEN, POP3D_IP_BUCKETS)];
+    while (*pp && memcmp((*pp)->key, key, IPCOUNT_KEY_LEN) != 0)
         pp = &(*pp)->next;
     return pp;
 }
 
 static struct pop3d_ipent *pop3d_ip_get(struct pop3d_server *srv, const struct sockaddr *sa)
 {
-    uint8_t key[17];
-    pop3d_ip_key(sa, key);
+    uint8_t key[IPCOUNT_KEY_LEN];
+    ipcount_key(sa, key);
     struct pop3d_ipent **pp = pop3d_ip_find(srv, key);
     if (*pp)
         return *pp;
     struct pop3d_ipent *e = calloc(1, sizeof *e);
     if (!e)
         return NULL;
-    memcpy(e->key, key, 17);
+    memcpy(e->key, key, IPCOUNT_KEY_LEN);
     *pp = e;
     return e;
 }
@@ -145,8 +120,8 @@ int pop3d_ip_acquire(struct pop3d_server *srv, const struct sockaddr *sa)
 
 void pop3d_ip_release(struct pop3d_server *srv, const struct sockaddr *sa)
 {
-    uint8_t key[17];
-    pop3d_ip_key(sa, key);
+    uint8_t key[IPCOUNT_KEY_LEN];
+    ipcount_key(sa, key);
     struct pop3d_ipent **pp = pop3d_ip_find(srv, key);
     struct pop3d_ipent *e = *pp;
     PST_ASSERT(e && e->conns > 0);
@@ -175,7 +150,7 @@ unsigned pop3d_ip_fail(struct pop3d_server *srv, const struct sockaddr *sa)
 
 static struct pop3d_login **pop3d_login_find(struct pop3d_server *srv, const char *user)
 {
-    struct pop3d_login **pp = &srv->logins[pop3d_hash(user, strlen(user), POP3D_LOGIN_BUCKETS)];
+    struct pop3d_login **pp = &srv->logins[ipcount_hash(user, strlen(user), POP3D_LOGIN_BUCKETS)];
     while (*pp && strcmp((*pp)->user, user) != 0)
         pp = &(*pp)->next;
     return pp;
