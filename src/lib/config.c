@@ -221,6 +221,44 @@ static const struct cfg_key cfg_keys[] = {
     {"bitmessage", "extra_bytes", CFG_T_INT, "1000", 1000, 1000000000, OFF(bm_extra_bytes), NULL,
      NULL, "payload length extra bytes demanded from senders to our addresses"},
 
+    {"directory", "enable", CFG_T_BOOL, "yes", 0, 0, OFF(dir_enable), NULL, NULL,
+     "run the public directory (directoryd) under postern serve"},
+    {"directory", "listen", CFG_T_LISTEN, "127.0.0.1:8443", 0, 0, OFF(dir_listen), NULL, NULL,
+     "HTTPS listener of the directory (form, query API, admin API); empty disables"},
+    {"directory", "base_url", CFG_T_STRING, "", 0, 0, OFF(dir_base_url), NULL,
+     cfg_check_printable, "URL the confirmation links start with; empty: https://<hostname>:<port>"},
+    {"directory", "database", CFG_T_ENUM, "sqlite", 0, 0, OFF(dir_database), "sqlite|postgresql",
+     NULL, "where the records live: the state database, or PostgreSQL (shared by instances)"},
+    {"directory", "pg_conninfo", CFG_T_STRING, "", 0, 0, OFF(dir_pg_conninfo), NULL,
+     cfg_check_printable, "libpq connection string for database = postgresql (never logged)"},
+    {"directory", "link_ttl", CFG_T_DURATION, "48h", 60, 30 * 86400, OFF(dir_link_ttl), NULL,
+     NULL, "confirmation links expire after this; unconfirmed entries are then purged"},
+    {"directory", "max_requests_per_ip", CFG_T_INT, "20", 1, 1000000, OFF(dir_max_per_ip), NULL,
+     NULL, "form submissions per client address per hour"},
+    {"directory", "max_requests_per_address", CFG_T_INT, "5", 1, 1000000,
+     OFF(dir_max_per_address), NULL, NULL,
+     "confirmation requests per SMTP or alternative address per day (no inbox flooding)"},
+    {"directory", "case_sensitive_local", CFG_T_BOOL, "no", 0, 0, OFF(dir_case_sensitive), NULL,
+     NULL, "compare SMTP local parts case-sensitively"},
+    {"directory", "smtp_from", CFG_T_STRING, "", 0, 0, OFF(dir_smtp_from), NULL,
+     cfg_check_printable, "sender of confirmation mail; empty: directory@<hostname>"},
+    {"directory", "bm_from", CFG_T_STRING, "", 0, 0, OFF(dir_bm_from), NULL, cfg_check_printable,
+     "our Bitmessage address that sends confirmations; empty: one labelled 'directory', made on "
+     "first use"},
+    {"directory", "admin_token_file", CFG_T_PATH, NULL, 0, 0, OFF(dir_admin_token_file), NULL,
+     NULL, "bearer token of the admin API (made on first start, mode 0600); default "
+     "<var_dir>/directory-admin.token"},
+    {"directory", "url", CFG_T_STRING, "", 0, 0, OFF(dir_url), NULL, cfg_check_printable,
+     "client: the directory the gateway asks; empty: this server's own listener"},
+    {"directory", "client_timeout", CFG_T_DURATION, "10", 1, 300, OFF(dir_client_timeout), NULL,
+     NULL, "client: time allowed for one lookup"},
+    {"directory", "cache_ttl", CFG_T_DURATION, "300", 0, 86400, OFF(dir_cache_ttl), NULL, NULL,
+     "client: how long an answer is cached"},
+    {"directory", "negative_ttl", CFG_T_DURATION, "60", 0, 86400, OFF(dir_negative_ttl), NULL,
+     NULL, "client: how long 'no alternative address' is cached"},
+    {"directory", "ca_file", CFG_T_PATH, "", 0, 0, OFF(dir_ca_file), NULL, NULL,
+     "client: CA bundle for the directory's certificate; empty: [client] tls_ca_file"},
+
     {"pop3", "listen", CFG_T_LISTEN, "127.0.0.1:1100", 0, 0, OFF(pop3_listen), NULL, NULL,
      "POP3 listener with STLS (port 110 in production); empty disables"},
     {"pop3", "pop3s_listen", CFG_T_LISTEN, "127.0.0.1:9950", 0, 0, OFF(pop3s_listen), NULL, NULL,
@@ -664,6 +702,8 @@ static int cfg_set(struct cfg *c, const struct cfg_key *k, const char *v, char *
         return PST_EINVAL;
     switch (k->type) {
     case CFG_T_STRING:
+        if (v[0] == '\0' && k->def && k->def[0] == '\0')
+            return cfg_set_str(c, k, ""); /* optional string: empty means none */
         if (v[0] == '\0') {
             cfg_msg(why, whylen, "empty value");
             return PST_EINVAL;
@@ -891,6 +931,8 @@ static int cfg_derive(struct cfg *c, const struct cfg_parse *p)
         rc = cfg_join(&c->db_path, c->var_dir, "postern.db");
     if (rc == 0)
         rc = cfg_join(&c->run_dir, c->var_dir, "run");
+    if (rc == 0 && c->dir_admin_token_file == NULL)
+        rc = cfg_join(&c->dir_admin_token_file, c->var_dir, "directory-admin.token");
     if (rc == 0 && c->pop3_upstream_key == NULL)
         rc = cfg_join(&c->pop3_upstream_key, c->var_dir, "pop3-upstream.key");
     if (rc == 0 && cfg_find("local", "local_domains", &idx) != NULL)

@@ -112,6 +112,25 @@ struct cfg {
     int64_t bm_nonce_trials;       /* demanded; default 1000 */
     int64_t bm_extra_bytes;        /* demanded; default 1000 */
 
+    /* [directory] */
+    int dir_enable;              /* run directoryd; default yes */
+    char *dir_listen;            /* HTTPS; default 127.0.0.1:8443; "" = disabled */
+    char *dir_base_url;          /* "" = https://<hostname>:<port> */
+    char *dir_database;          /* "sqlite" | "postgresql" */
+    char *dir_pg_conninfo;       /* libpq conninfo; secret */
+    int64_t dir_link_ttl;        /* seconds; default 48 h */
+    int64_t dir_max_per_ip;      /* form posts per IP per hour; default 20 */
+    int64_t dir_max_per_address; /* confirmations per address per day; default 5 */
+    int dir_case_sensitive;      /* local parts; default no */
+    char *dir_smtp_from;         /* "" = directory@<hostname> */
+    char *dir_bm_from;           /* "" = our key labelled "directory" */
+    char *dir_admin_token_file;  /* default <var>/directory-admin.token */
+    char *dir_url;               /* client: "" = own listener */
+    int64_t dir_client_timeout;  /* seconds; default 10 */
+    int64_t dir_cache_ttl;       /* seconds; default 300 */
+    int64_t dir_negative_ttl;    /* seconds; default 60 */
+    char *dir_ca_file;           /* client: "" = [client] tls_ca_file */
+
     /* [pop3] */
     char *pop3_listen;              /* default 127.0.0.1:1100; "" = disabled */
     char *pop3s_listen;             /* default 127.0.0.1:9950; "" = disabled */

@@ -194,7 +194,7 @@ class PosternServer:
         self.config_path = os.path.join(self.workdir, "postern.ini")
         self.log_path = os.path.join(self.workdir, "postern.log")
         (self.smtp_port, self.submission_port, self.smtps_port, self.bm_port, self.pop3_port,
-         self.pop3s_port) = free_ports(6)
+         self.pop3s_port, self.dir_port) = free_ports(7)
         self.users = dict(DEFAULT_USERS if users is None else users)
         self.proc = None
         self._logf = None
@@ -265,6 +265,9 @@ class PosternServer:
             # every server gets private ports: tests run side by side
             "bitmessage": {
                 "listen": "127.0.0.1:%d" % self.bm_port,
+            },
+            "directory": {
+                "listen": "127.0.0.1:%d" % self.dir_port,
             },
             "pop3": {
                 "listen": "127.0.0.1:%d" % self.pop3_port,
