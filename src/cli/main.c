@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cli/cmd_bm.h"
+#include "cli/cmd_directory.h"
 #include "cli/cmd_pop3.h"
 #include "cli/cmd_queue.h"
 #include "cli/cmd_user.h"
@@ -37,6 +38,8 @@ static void main_usage(FILE *f)
           "  queue list|show QID|delete QID|hold QID|release QID|flush\n"
           "  bm address new|list, bm owner, bm send, bm status|outbox|inbox\n"
           "                                  the Bitmessage node (see postern(8))\n"
+          "  directory import FILE [--partial], directory list|show|remove|lookup\n"
+          "                                  the public directory (see docs/directory.md)\n"
           "  pop3 upstream add|list|remove, pop3 stats, pop3 apop set|clear\n"
           "                                  POP3 proxy profiles (see docs/pop3.md)\n"
           "  version\n"
@@ -177,7 +180,7 @@ int main(int argc, char **argv)
     }
     int known = strcmp(cmd, "serve") == 0 || strcmp(cmd, "check-config") == 0 ||
                 strcmp(cmd, "user") == 0 || strcmp(cmd, "queue") == 0 || strcmp(cmd, "bm") == 0 ||
-                strcmp(cmd, "pop3") == 0;
+                strcmp(cmd, "pop3") == 0 || strcmp(cmd, "directory") == 0;
     if (!known) {
         fprintf(stderr, "postern: unknown command '%s'\n", cmd);
         main_usage(stderr);
@@ -198,6 +201,8 @@ int main(int argc, char **argv)
         rc = cmd_user_main(cfg, nargs, args);
     } else if (strcmp(cmd, "bm") == 0) {
         rc = cmd_bm_main(cfg, nargs, args);
+    } else if (strcmp(cmd, "directory") == 0) {
+        rc = cmd_directory_main(cfg, nargs, args);
     } else if (strcmp(cmd, "pop3") == 0) {
         rc = cmd_pop3_main(cfg, nargs, args);
     } else {

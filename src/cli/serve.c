@@ -47,6 +47,7 @@
 #include "lib/tls.h"
 #include "lib/userdb.h"
 #include "bitmessage/bmd.h"
+#include "directory/directoryd.h"
 #include "queue/qmgr.h"
 #include "pop3/pop3d.h"
 #include "smtp/smtpd.h"
@@ -56,7 +57,14 @@
 #define SERVE_PATH_MAX 4096
 #define SERVE_DEFAULT_USER "postern"
 
-enum serve_child_kind { SERVE_SMTPD = 0, SERVE_QMGR, SERVE_BMD, SERVE_POP3D, SERVE__NCHILD };
+enum serve_child_kind {
+    SERVE_SMTPD = 0,
+    SERVE_QMGR,
+    SERVE_BMD,
+    SERVE_POP3D,
+    SERVE_DIRECTORYD,
+    SERVE__NCHILD
+};
 
 struct serve_child {
     const char *name;
@@ -70,6 +78,7 @@ struct serve_state {
     struct cfg *cfg;
     struct smtpd_listen_fds fds;
     int bm_fd;                       /* Bitmessage P2P listener or -1 */
+    int dir_fd;                      /* directory HTTPS listener or -1 */
     struct pop3d_listen_fds pop3fds; /* .tls is the same SSL_CTX as fds.tls */
     struct serve_child child[SERVE__NCHILD];
     sigset_t sigs;
@@ -133,6 +142,16 @@ static int serve_bind(struct serve_state *st)
         }
         log_info("serve listening listener=bitmessage addr=%s", st->cfg->bm_listen);
     }
+    st->dir_fd = -1;
+    if (st->cfg->dir_enable && st->cfg->dir_listen[0] != '\0') {
+        st->dir_fd = netaddr_listen(st->cfg->dir_listen, SERVE_LISTEN_BACKLOG);
+        if (st->dir_fd < 0) {
+            fprintf(stderr, "postern: cannot listen on %s (directory): %s\n", st->cfg->dir_listen,
+                    strerror(errno));
+            return PST_EIO;
+        }
+        log_info("serve listening listener=directory addr=%s", st->cfg->dir_listen);
+    }
     const char *pspecs[POP3D_LISTEN__COUNT] = {st->cfg->pop3_listen, st->cfg->pop3s_listen};
     st->pop3fds.tls = st->fds.tls;
     for (int k = 0; k < POP3D_LISTEN__COUNT; k++) {
@@ -161,6 +180,8 @@ static void serve_close_listeners(struct serve_state *st, enum serve_child_kind 
                 close(st->fds.fd[k]);
     if (keep != SERVE_BMD && st->bm_fd >= 0)
         close(st->bm_fd);
+    if (keep != SERVE_DIRECTORYD && st->dir_fd >= 0)
+        close(st->dir_fd);
     if (keep != SERVE_POP3D)
         for (int k = 0; k < POP3D_LISTEN__COUNT; k++)
             if (st->pop3fds.fd[k] >= 0)
@@ -306,6 +327,9 @@ static void serve_child_main(struct serve_state *st, enum serve_child_kind kind)
     case SERVE_POP3D:
         rc = pop3d_run(st->cfg, &st->pop3fds);
         break;
+    case SERVE_DIRECTORYD:
+        rc = directoryd_run(st->cfg, st->dir_fd, st->fds.tls);
+        break;
     default:
         rc = PST_EINVAL;
         break;
@@ -438,6 +462,8 @@ int serve_main(struct cfg *cfg, int daemonize)
     st.child[SERVE_QMGR].enabled = 1;
     st.child[SERVE_BMD].enabled = cfg->bm_enable;
     st.child[SERVE_POP3D].name = "pop3d";
+    st.child[SERVE_DIRECTORYD].name = "directoryd";
+    st.child[SERVE_DIRECTORYD].enabled = cfg->dir_enable && cfg->dir_listen[0] != '\0';
     st.child[SERVE_POP3D].enabled = cfg->pop3_listen[0] != '\0' || cfg->pop3s_listen[0] != '\0';
     st.bm_fd = -1;
     umask(027);

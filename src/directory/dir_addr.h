@@ -29,6 +29,18 @@
 #include "lib/err.h"
 
 /*
+ * Limits (RFC 5321 4.5.3.1): local part 64 octets, domain 255 octets (in
+ * its A-label form), and the whole address 254 octets, since a path of
+ * 256 octets includes the angle brackets: a longer address could never be
+ * used in an SMTP command. Input longer than DIR_ADDR_INPUT_MAX is refused
+ * before any parsing.
+ */
+#define DIR_ADDR_LOCAL_MAX 64
+#define DIR_ADDR_DOMAIN_MAX 255
+#define DIR_ADDR_PATH_MAX 254
+#define DIR_ADDR_INPUT_MAX 1024
+
+/*
  * dir_addr_smtp_normalize - the directory key of the SMTP address in
  * (len bytes, need not be NUL-terminated) into out (>= DIR_SMTP_MAX + 1).
  * case_sensitive: keep the local part's case in the key.

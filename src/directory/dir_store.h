@@ -71,7 +71,8 @@ struct dir_record {
 
 struct dir_store;
 
-/* dir_store_open_sqlite - the directory tables in the SQLite file at path. */
+/* dir_store_open_sqlite - the directory tables in the SQLite file at path (opened with
+ * lib/db.h's db_open, so Postern's own schema is created there too if missing). */
 PST_MUST_CHECK int dir_store_open_sqlite(const char *path, struct dir_store **out);
 
 /* dir_store_open_pg - the directory tables in PostgreSQL (conninfo as libpq takes it;
@@ -112,6 +113,8 @@ PST_MUST_CHECK int dir_store_confirm(struct dir_store *st, int64_t id, enum dir_
  * already removed. */
 PST_MUST_CHECK int dir_store_remove(struct dir_store *st, int64_t id, int64_t now);
 
+/* A record callback (r borrowed for the call). A non-zero result stops the walk and is what
+ * the walking function returns. It must not call the same walking function on the same store. */
 typedef int (*dir_record_cb)(const struct dir_record *r, void *arg);
 
 /* dir_store_lookup - call cb for each LIVE record of smtp (normalised), ordered by type, alt. */

@@ -308,9 +308,17 @@ static int db_apply(struct db *db, const struct db_migration *m)
     sqlite3_stmt *st = NULL;
     int rc;
 
+    int have = 0;
+
     if ((rc = db_begin(db)) != 0)
         return rc;
-    rc = db_exec(db, m->sql);
+    /* Another process may have applied it since we looked: check again under the write lock. */
+    if ((rc = db_schema_version(db, &have)) == 0 && have >= m->version) {
+        db_rollback(db);
+        return 0;
+    }
+    if (rc == 0)
+        rc = db_exec(db, m->sql);
     if (rc == 0)
         rc = db_stmt(db, "INSERT INTO schema_version(version, applied) VALUES (?1, ?2)", &st);
     if (rc == 0 && (rc = db_bind_int64(st, 1, m->version)) == 0 &&

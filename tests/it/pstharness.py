@@ -365,6 +365,9 @@ class PosternServer:
         names = ["smtpd", "qmgr"]
         if self.config.get("bitmessage", {}).get("enable", "yes") != "no":
             names.append("bmd")
+        directory = self.config.get("directory", {})
+        if directory.get("enable", "yes") != "no" and directory.get("listen", "x"):
+            names.append("directoryd")
         pop3 = self.config.get("pop3", {})
         if pop3.get("listen", "x") or pop3.get("pop3s_listen", "x"):
             names.append("pop3d")
