@@ -402,7 +402,7 @@ static int dir_csv_byte(struct dir_import_parser *p, char ch)
             break;
         }
         p->state = DIR_CSV_AFTER_QUOTE;
-        /* fall through */
+        __attribute__((fallthrough));
     case DIR_CSV_AFTER_QUOTE:
         if (ch == ',') {
             dir_csv_new_field(p, true);

@@ -27,7 +27,9 @@
  * session from the snapshot (count/info): no upstream round trip. RETR and
  * TOP go to the source holding the message: the local Maildir's stream,
  * or pop3c_retr/top. Upstream bodies come un-stuffed from pop3c and are
- * re-encoded to wire form (pop3_wire_*: CRLF line ends, dot-stuffing). At
+ * re-encoded to wire form (pop3_wire_*: CRLF line ends, dot-stuffing). The
+ * session is woken once per batch of upstream input (a deferred event), so
+ * a small message - body and end - reaches the client in one write. At
  * most POP3PX_BUF_HIGH bytes are buffered per stream: above it the upstream
  * is paused (pop3c_pause) until the session has taken the buffer below
  * POP3PX_BUF_LOW, so a slow client slows the upstream instead of growing
@@ -317,9 +319,11 @@ struct pop3px_mbox {
     char user[POP3U_USER_MAX + 1];
     struct pop3px_src *srcs;
     size_t nsrc;
-    size_t pending;      /* sources still opening (+1 while open() runs) */
-    int open_finished;   /* open_done was called */
-    struct event *timer; /* open deadline */
+    size_t pending;                /* sources still opening (+1 while open() runs) */
+    int open_finished;             /* open_done was called */
+    struct event *timer;           /* open deadline */
+    struct event *wake_ev;         /* wakes the session's stream reader from the loop */
+    struct pop3px_stream *wake_st; /* ... this stream (NULL: none / closed) */
     pop3_open_done open_done;
     void *open_arg;
     struct pop3px_msg *msgs;
@@ -410,6 +414,8 @@ static void pop3px_free(struct pop3px_mbox **pxp)
     }
     if (px->timer)
         event_free(px->timer);
+    if (px->wake_ev)
+        event_free(px->wake_ev);
     free(px->srcs);
     free(px->msgs);
     free(px);
@@ -593,6 +599,16 @@ static void pop3px_on_uidl(void *arg, const struct pop3c_reply *r)
     pop3px_src_finished(s->px);
 }
 
+/* pop3px_on_wake - the deferred wake-up of pop3px_stream_wake_reader. */
+static void pop3px_on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    struct pop3px_mbox *px = arg;
+    struct pop3px_stream *st = px->wake_st;
+    px->wake_st = NULL;
+    if (st)
+        st->wake(st->arg); /* may close the stream and the mailbox */
+}
+
 static void pop3px_on_deadline(evutil_socket_t fd, short what, void *arg)
 {
     struct pop3px_mbox *px = arg;
@@ -712,7 +728,8 @@ static struct pop3px_mbox *pop3px_new(struct pop3px_be *be, const char *user, si
     memcpy(px->user, user, ul < POP3U_USER_MAX ? ul : POP3U_USER_MAX);
     px->srcs = calloc(n + 1, sizeof *px->srcs);
     px->timer = evtimer_new(be->base, pop3px_on_deadline, px);
-    if (!px->srcs || !px->timer) {
+    px->wake_ev = event_new(be->base, -1, 0, pop3px_on_wake, px);
+    if (!px->srcs || !px->timer || !px->wake_ev) {
         pop3px_free(&px);
         return NULL;
     }
@@ -852,12 +869,20 @@ static const struct pop3_msginfo *pop3px_info(struct pop3_mbox *mb, size_t i)
 
 /* ---- streams ---- */
 
+/*
+ * pop3px_stream_wake_reader - the stream has news for a reader that got
+ * PST_EAGAIN. The wake-up is deferred to the loop (same turn, after the
+ * upstream's input is handled), so that a reply read in one go - body and
+ * terminator - reaches the session at once and goes out in one write.
+ */
 static void pop3px_stream_wake_reader(struct pop3px_stream *st)
 {
     if (!st->waiting)
         return;
     st->waiting = 0;
-    st->wake(st->arg); /* may close the stream and the mailbox: the caller returns at once */
+    struct pop3px_mbox *px = st->src->px;
+    px->wake_st = st;
+    event_active(px->wake_ev, 0, 1);
 }
 
 static int pop3px_on_body(void *arg, const char *data, size_t len)
@@ -969,18 +994,16 @@ static int pop3px_stream_read(struct pop3_stream *sp, struct evbuffer *out, size
         return rc;
     }
     size_t have = evbuffer_get_length(st->buf);
-    if (have > 0) {
-        size_t take = have < max ? have : max;
-        if (evbuffer_remove_buffer(st->buf, out, take) < 0)
-            return PST_ENOMEM;
-        have -= take;
-    }
+    size_t take = have < max ? have : max;
+    if (take > 0 && evbuffer_remove_buffer(st->buf, out, take) < 0)
+        return PST_ENOMEM;
+    have -= take;
     if (s->paused && have < POP3PX_BUF_LOW && s->stream == st) {
         s->paused = 0;
         pop3c_resume(s->c);
     }
-    if (have > 0)
-        return 0;
+    if (have > 0 || (take > 0 && !st->complete))
+        return 0; /* PST_EAGAIN only when nothing was produced (pop3_mbox.h) */
     if (st->complete)
         return 1;
     if (st->failed)
@@ -997,6 +1020,8 @@ static void pop3px_stream_close(struct pop3_stream **sp)
     struct pop3px_src *s = st->src;
     if (st->inner)
         s->md->ops->stream_close(&st->inner);
+    if (s->px->wake_st == st)
+        s->px->wake_st = NULL;
     if (s->stream == st) {
         s->stream = NULL; /* the rest of the transfer is drained and dropped */
         if (s->paused) {

@@ -62,6 +62,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -69,6 +71,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 
 #include "lib/db.h"
@@ -85,6 +88,7 @@
 #define POP3D_OUT_HIGH (256 * 1024) /* stop producing output above this */
 #define POP3D_OUT_LOW (64 * 1024)   /* ... and resume when the socket drained below this */
 #define POP3D_CHUNK (128 * 1024)    /* bytes asked of a stream per read */
+#define POP3D_WRITE_IOV 32          /* buffer pieces per direct write */
 #define POP3D_MAX_ERRORS 20         /* bad commands per session before it is closed */
 #define POP3D_CLOSE_GRACE_SEC 10    /* time to flush a final reply */
 #define POP3D_FAIL_DELAY_MAX_SEC 60 /* cap of the growing failure delay */
@@ -762,8 +766,11 @@ static void pop3d_start_message(struct pop3d_session *s, unsigned long msg, long
     s->send_msg = (size_t)i;
     s->send_started = lines >= 0 ? 2 : 0; /* 2: TOP, +OK text without a size */
     pop3d_set_state(s, POP3D_S_SENDING);
-    bufferevent_disable(s->bev, EV_READ);
     pop3d_pump(s);
+    /* Still sending (an asynchronous backend, a slow reader): no commands meanwhile. A message
+     * sent at once (Maildir) costs no epoll change for this. */
+    if (!s->closed && s->state == POP3D_S_SENDING)
+        bufferevent_disable(s->bev, EV_READ);
 }
 
 static void pop3d_cmd_retr(struct pop3d_session *s, const struct pop3_cmd *c)
@@ -838,11 +845,9 @@ static void pop3d_cmd_quit(struct pop3d_session *s, const struct pop3_cmd *c)
 /* ------------------------------------------------------------------------- */
 /* sending: messages and listings, bounded by the output high-water mark */
 
-/* pop3d_send_finished - the multi-line reply is complete. */
-static void pop3d_send_finished(struct pop3d_session *s)
+/* pop3d_send_done - the multi-line reply, terminator included, is queued. */
+static void pop3d_send_done(struct pop3d_session *s)
 {
-    struct evbuffer *out = bufferevent_get_output(s->bev);
-    evbuffer_add(out, ".\r\n", 3);
     if (s->stream) {
         s->mb->ops->stream_close(&s->stream);
         s->nretr++;
@@ -850,6 +855,13 @@ static void pop3d_send_finished(struct pop3d_session *s)
     s->send_kind = POP3D_SEND_NONE;
     pop3d_set_state(s, POP3D_S_TRANSACTION);
     pop3d_resume(s);
+}
+
+/* pop3d_send_finished - the multi-line reply is complete: the terminator. */
+static void pop3d_send_finished(struct pop3d_session *s)
+{
+    evbuffer_add(bufferevent_get_output(s->bev), ".\r\n", 3);
+    pop3d_send_done(s);
 }
 
 static void pop3d_pump_listing(struct pop3d_session *s, struct evbuffer *out)
@@ -885,31 +897,89 @@ static void pop3d_stream_failed(struct pop3d_session *s, int rc)
     pop3d_resume(s);
 }
 
+/*
+ * pop3d_write_now - write what a plain socket takes of b right away (one
+ * sendmsg; EAGAIN or an error leaves the rest, and the error, to the
+ * bufferevent). Only called when the output buffer is empty, so order holds.
+ */
+static void pop3d_write_now(struct pop3d_session *s, struct evbuffer *b)
+{
+    evutil_socket_t fd = bufferevent_getfd(s->bev);
+    if (s->tls || fd < 0)
+        return;
+    struct evbuffer_iovec v[POP3D_WRITE_IOV];
+    struct iovec iov[POP3D_WRITE_IOV];
+    int nv = evbuffer_peek(b, -1, NULL, v, POP3D_WRITE_IOV);
+    if (nv > POP3D_WRITE_IOV)
+        nv = POP3D_WRITE_IOV;
+    if (nv < 1)
+        return;
+    for (int i = 0; i < nv; i++) {
+        iov[i].iov_base = v[i].iov_base;
+        iov[i].iov_len = v[i].iov_len;
+    }
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)nv};
+    ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0)
+        evbuffer_drain(b, (size_t)n);
+}
+
+/* pop3d_status_first - put the +OK line of RETR / TOP in front of the first staged bytes. */
+static int pop3d_status_first(struct pop3d_session *s)
+{
+    char line[64];
+    int n = s->send_started == 2
+                ? snprintf(line, sizeof line, "+OK Top of message follows\r\n")
+                : snprintf(line, sizeof line, "+OK %llu octets\r\n",
+                           (unsigned long long)pop3_mbox_info(s->mb, s->send_msg)->size);
+    PST_ASSERT(n > 0 && (size_t)n < sizeof line);
+    if (evbuffer_prepend(s->stage, line, (size_t)n) < 0)
+        return PST_ENOMEM;
+    s->send_started = 1;
+    return 0;
+}
+
+/*
+ * pop3d_pump_message - read the stream into the stage and hand it on. The
+ * end of a message goes out with one direct write when nothing is queued:
+ * for a small message status line, body and terminator together, without
+ * a loop turn and two epoll changes (most of a small RETR's cost). Partial
+ * data (a backend that has to wait, the high-water mark) goes through the
+ * bufferevent, whose write callback drives the rest.
+ */
 static void pop3d_pump_message(struct pop3d_session *s, struct evbuffer *out)
 {
-    while (evbuffer_get_length(out) < POP3D_OUT_HIGH) {
-        int rc = s->mb->ops->stream_read(s->stream, s->stage, POP3D_CHUNK);
-        if (rc == PST_EAGAIN)
-            return; /* the backend calls pop3d_stream_wake */
-        if (rc < 0) {
+    int rc = 0;
+    while (evbuffer_get_length(out) + evbuffer_get_length(s->stage) < POP3D_OUT_HIGH) {
+        size_t before = evbuffer_get_length(s->stage);
+        rc = s->mb->ops->stream_read(s->stream, s->stage, POP3D_CHUNK);
+        size_t got = evbuffer_get_length(s->stage) - before;
+        if (rc < 0 && rc != PST_EAGAIN) {
+            if (s->send_started == 1)
+                evbuffer_add_buffer(out, s->stage);
+            else
+                evbuffer_drain(s->stage, evbuffer_get_length(s->stage));
             pop3d_stream_failed(s, rc);
             return;
         }
-        if (s->send_started != 1) {
-            if (s->send_started == 2)
-                pop3d_reply(s, "+OK Top of message follows");
-            else
-                pop3d_reply(s, "+OK %llu octets",
-                            (unsigned long long)pop3_mbox_info(s->mb, s->send_msg)->size);
-            s->send_started = 1;
-        }
-        s->bytes_out += evbuffer_get_length(s->stage);
-        evbuffer_add_buffer(out, s->stage);
-        if (rc == 1) {
-            pop3d_send_finished(s);
+        s->bytes_out += got;
+        if ((rc >= 0 || got > 0) && s->send_started != 1 && pop3d_status_first(s) < 0) {
+            evbuffer_drain(s->stage, evbuffer_get_length(s->stage));
+            pop3d_stream_failed(s, PST_ENOMEM);
             return;
         }
+        if (rc == PST_EAGAIN)
+            break; /* the backend calls pop3d_stream_wake */
+        if (rc == 1) {
+            evbuffer_add(s->stage, ".\r\n", 3);
+            break;
+        }
     }
+    if (rc == 1 && evbuffer_get_length(out) == 0)
+        pop3d_write_now(s, s->stage);
+    evbuffer_add_buffer(out, s->stage);
+    if (rc == 1)
+        pop3d_send_done(s);
 }
 
 static void pop3d_pump(struct pop3d_session *s)
@@ -1296,6 +1366,11 @@ int pop3d_session_start(struct pop3d_server *srv, int fd, const struct sockaddr 
     s->delay_timer = event_new(srv->base, -1, 0, pop3d_on_delay, s);
     s->stage = evbuffer_new();
     int rc = s->timer && s->delay_timer && s->stage ? 0 : PST_ENOMEM;
+    if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6) {
+        /* replies are written whole: no Nagle delay behind the client's delayed ACK */
+        int one = 1;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
     if (rc == 0 && kind == POP3D_LISTEN_POP3S) {
         rc = srv->tls ? pop3d_attach_tls(s, fd) : PST_ETLS;
         if (!srv->tls)

@@ -592,6 +592,10 @@ static void test_ecies_bad_body(void **state)
         assert_int_equal(t_decrypt(tb.priv, b, tb.len), PST_EAUTH);
     }
     /* ciphertext not whole blocks (one byte inserted / removed before the MAC) */
+    if (tb.len < 128 || tb.len + 1 > sizeof(b)) { /* also tells the optimiser the bounds */
+        fail();
+        return;
+    }
     memcpy(b, tb.blob, tb.len - 32);
     b[tb.len - 32] = 0;
     memcpy(b + tb.len - 31, tb.blob + tb.len - 32, 32);

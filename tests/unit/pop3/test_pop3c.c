@@ -852,6 +852,75 @@ static void test_pause_resume(void **st)
     drv_release(&d);
 }
 
+static void queue_two_retr_quit(struct drv *d)
+{
+    struct slot *s = drv_slot(d);
+    Q(pop3c_retr(d->c, 1, drv_data, drv_done, s));
+    s = drv_slot(d);
+    Q(pop3c_retr(d->c, 2, drv_data, drv_done, s));
+    Q(pop3c_quit(d->c, drv_quit_done, drv_slot(d)));
+}
+
+/* body bytes (want, unstuffed) and their wire form, lines of a varying length, every 5th dotted */
+static size_t big_body(char *want, size_t *bl, char *wire, size_t cap, size_t size, int tag)
+{
+    size_t wl = 0;
+    *bl = 0;
+    for (int i = 0; *bl < size; i++) {
+        int pad = i % 70;
+        *bl += (size_t)snprintf(
+            want + *bl, cap - *bl, "%s%d-%06d %.*s\r\n", i % 5 ? "" : ".", tag, i, pad,
+            "yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy");
+        wl += (size_t)snprintf(
+            wire + wl, cap - wl, "%s%d-%06d %.*s\r\n", i % 5 ? "" : "..", tag, i, pad,
+            "yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy");
+    }
+    return wl;
+}
+
+/*
+ * Two pipelined RETR replies and the QUIT reply arrive in one send, each
+ * body larger than one libevent read and than one decode piece: the
+ * bodies must come out exact, and the reply boundaries must hold.
+ */
+static void test_pipelined_bodies_one_send(void **st)
+{
+    static char want1[40000], want2[40000], all[90000];
+    static char wire1[40000], wire2[40000];
+    size_t bl1, bl2;
+    size_t wl1 = big_body(want1, &bl1, wire1, sizeof wire1, 21000, 1);
+    size_t wl2 = big_body(want2, &bl2, wire2, sizeof wire2, 9000, 2);
+    int n = snprintf(all, sizeof all, "+OK\r\n%.*s.\r\n+OK %zu octets\r\n%.*s.\r\n+OK bye\r\n",
+                     (int)wl1, wire1, bl2, (int)wl2, wire2);
+    assert_true(n > 0 && (size_t)n < sizeof all);
+    const struct fs_step script[] = {
+        GREET,
+        {FS_EXPECT, "CAPA"},
+        {FS_SEND, "+OK\r\nUSER\r\nPIPELINING\r\n.\r\n"},
+        LOGIN_USER,
+        {FS_EXPECT, "RETR 1"},
+        {FS_EXPECT, "RETR 2"},
+        {FS_EXPECT, "QUIT"},
+        {FS_SEND, all},
+        {FS_END, NULL},
+    };
+    struct fs *s = fs_start(script, NULL);
+    struct drv d = {.queue = queue_two_retr_quit};
+    struct pop3c_params p = base_params(s->port);
+    run(&d, &p);
+    fs_finish(s);
+    assert_int_equal(d.ready_status, 0);
+    assert_int_equal(d.slot[0].status, 0);
+    assert_int_equal(d.slot[0].bodylen, bl1);
+    assert_memory_equal(d.slot[0].body, want1, bl1);
+    assert_int_equal(d.slot[0].octets, bl1);
+    assert_int_equal(d.slot[1].status, 0);
+    assert_int_equal(d.slot[1].bodylen, bl2);
+    assert_memory_equal(d.slot[1].body, want2, bl2);
+    assert_int_equal(d.slot[2].status, 0);
+    drv_release(&d);
+}
+
 static void test_free_in_callback(void **st)
 {
     const struct fs_step script[] = {
@@ -1238,6 +1307,7 @@ int main(void)
         cmocka_unit_test(test_implicit_tls),
         cmocka_unit_test(test_split_reads),
         cmocka_unit_test(test_pause_resume),
+        cmocka_unit_test(test_pipelined_bodies_one_send),
         cmocka_unit_test(test_free_in_callback),
         cmocka_unit_test(test_login_refused),
         cmocka_unit_test(test_hostile_garbage_greeting),
