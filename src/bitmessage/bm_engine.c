@@ -132,7 +132,8 @@ struct bm_engine_need {
 
 struct bm_engine_sent {
     char address[BM_STORE_ADDR_MAX + 1];
-    int64_t when;
+    int64_t when;     /* our pubkey last went out (announced or answered) */
+    int64_t answered; /* we last answered a getpubkey for it */
 };
 
 struct bm_engine {
@@ -394,15 +395,24 @@ static void *bm_engine_worker(void *arg)
 }
 
 /* bm_engine_submit - hand j to the worker (takes ownership). */
+/*
+ * bm_engine_submit - queue j for the PoW worker. Pubkey jobs (28-day lifetimes, the
+ * longest searches) go last; every other job (getpubkey, ack, msg: short searches someone
+ * is waiting for) goes before the first pubkey job, first come first served among them.
+ */
 static void bm_engine_submit(bm_engine_t *e, struct bm_engine_job *j)
 {
+    struct bm_engine_job **pp;
+
     j->next = NULL;
     pthread_mutex_lock(&e->mu);
-    if (e->pending_tail != NULL)
-        e->pending_tail->next = j;
-    else
-        e->pending = j;
-    e->pending_tail = j;
+    pp = &e->pending;
+    while (*pp != NULL && (j->kind == BM_ENGINE_JOB_PUBKEY || (*pp)->kind != BM_ENGINE_JOB_PUBKEY))
+        pp = &(*pp)->next;
+    j->next = *pp;
+    *pp = j;
+    if (j->next == NULL)
+        e->pending_tail = j;
     pthread_cond_signal(&e->cv);
     pthread_mutex_unlock(&e->mu);
     log_debug("bm_engine pow-queued kind=%s msgid=%" PRId64 " len=%zu",
@@ -727,14 +737,14 @@ static int bm_engine_queue_getpubkey(bm_engine_t *e, struct bm_engine_need *n, i
     return 0;
 }
 
-static int64_t *bm_engine_sent_slot(bm_engine_t *e, const char *address, bool create)
+static struct bm_engine_sent *bm_engine_sent_slot(bm_engine_t *e, const char *address, bool create)
 {
     struct bm_engine_sent *nv;
     size_t i;
 
     for (i = 0; i < e->nsent; i++)
         if (strcmp(e->sent[i].address, address) == 0)
-            return &e->sent[i].when;
+            return &e->sent[i];
     if (!create || e->nsent >= BM_ENGINE_SENT_MAX)
         return NULL;
     nv = realloc(e->sent, (e->nsent + 1) * sizeof(*nv));
@@ -743,15 +753,29 @@ static int64_t *bm_engine_sent_slot(bm_engine_t *e, const char *address, bool cr
     e->sent = nv;
     snprintf(e->sent[e->nsent].address, sizeof(e->sent[e->nsent].address), "%s", address);
     e->sent[e->nsent].when = INT64_MIN;
-    return &e->sent[e->nsent++].when;
+    e->sent[e->nsent].answered = INT64_MIN;
+    return &e->sent[e->nsent++];
 }
 
 /* bm_engine_pubkey_recent - our pubkey for address went out within pubkey_resend. */
 static bool bm_engine_pubkey_recent(bm_engine_t *e, const char *address, int64_t now)
 {
-    int64_t *w = bm_engine_sent_slot(e, address, false);
+    struct bm_engine_sent *w = bm_engine_sent_slot(e, address, false);
 
-    return w != NULL && *w != INT64_MIN && now - *w < e->cfg.pubkey_resend;
+    return w != NULL && w->when != INT64_MIN && now - w->when < e->cfg.pubkey_resend;
+}
+
+/*
+ * bm_engine_answered_recent - we answered a getpubkey for address within pubkey_resend.
+ * Answers are limited on their own, not by announcements: a sender whose first copy of our
+ * pubkey went unnoticed (PyBitmessage drops a pubkey it was not waiting for, and asks
+ * again) gets a fresh one at once.
+ */
+static bool bm_engine_answered_recent(bm_engine_t *e, const char *address, int64_t now)
+{
+    struct bm_engine_sent *w = bm_engine_sent_slot(e, address, false);
+
+    return w != NULL && w->answered != INT64_MIN && now - w->answered < e->cfg.pubkey_resend;
 }
 
 /* bm_engine_queue_pubkey - make (PoW) and publish the v4 pubkey of our key k. */
@@ -764,7 +788,8 @@ static int bm_engine_queue_pubkey(bm_engine_t *e, const struct bm_store_key *k, 
         .extra_bytes = e->cfg.extra_bytes,
     };
     struct bm_engine_job *j;
-    int64_t *slot, ttl = bm_engine_jitter(e->cfg.pubkey_ttl);
+    struct bm_engine_sent *slot;
+    int64_t ttl = bm_engine_jitter(e->cfg.pubkey_ttl);
     bm_keys_t keys;
     char qa[96];
     int rc;
@@ -785,8 +810,11 @@ static int bm_engine_queue_pubkey(bm_engine_t *e, const struct bm_store_key *k, 
         return rc;
     }
     snprintf(j->address, sizeof(j->address), "%s", k->address);
-    if ((slot = bm_engine_sent_slot(e, k->address, true)) != NULL)
-        *slot = now;
+    if ((slot = bm_engine_sent_slot(e, k->address, true)) != NULL) {
+        slot->when = now;
+        if (strcmp(why, "getpubkey") == 0)
+            slot->answered = now;
+    }
     e->njobs++;
     bm_engine_submit(e, j);
     log_info("bm_engine pubkey-queued addr=%s why=%s ttl=%" PRId64,
@@ -1131,7 +1159,7 @@ static int bm_engine_announce_cb(const struct bm_store_key *k, void *arg)
     struct bm_engine_walk *w = arg;
     bm_engine_t *e = w->e;
     struct bm_engine_fresh f = {false};
-    int64_t *slot;
+    struct bm_engine_sent *slot;
     int rc;
 
     if (k->version != BM_OBJ_PUBKEY_VERSION || bm_engine_pubkey_recent(e, k->address, w->now))
@@ -1142,7 +1170,7 @@ static int bm_engine_announce_cb(const struct bm_store_key *k, void *arg)
         return 0;
     if (f.any) {
         if ((slot = bm_engine_sent_slot(e, k->address, true)) != NULL)
-            *slot = w->now; /* one is out there: count it as sent now */
+            slot->when = w->now; /* one is out there: count it as sent now */
         return 0;
     }
     rc = bm_engine_queue_pubkey(e, k, w->now, "announce");
@@ -1216,7 +1244,7 @@ static void bm_engine_on_getpubkey(bm_engine_t *e, const struct bm_wire_object *
     } else if (k.version != BM_OBJ_PUBKEY_VERSION) {
         log_info("bm_engine getpubkey-v3-unsupported addr=%s",
                  bm_engine_q(qa, sizeof(qa), k.address));
-    } else if (bm_engine_pubkey_recent(e, k.address, now)) {
+    } else if (bm_engine_answered_recent(e, k.address, now)) {
         log_info("bm_engine getpubkey-ratelimited addr=%s", bm_engine_q(qa, sizeof(qa), k.address));
     } else {
         rc = bm_engine_queue_pubkey(e, &k, now, "getpubkey");

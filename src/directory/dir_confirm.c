@@ -36,7 +36,6 @@
 #define DIR_CONFIRM_DATE_LEN 40
 #define DIR_CONFIRM_HDR_MAX 4096
 #define DIR_CONFIRM_ADDR_MAX 512
-#define DIR_CONFIRM_BM_TTL (4 * 86400)
 
 struct dir_confirm {
     const struct cfg *cfg;
@@ -235,8 +234,10 @@ int dir_confirm_bm(struct dir_confirm *c, const char *to, const char *subject, c
     int64_t msgid = 0;
     char why[160] = "";
     if (rc == 0)
-        rc = bm_api_send(c->bm, c->bm_from, to, subject, body, DIR_CONFIRM_BM_TTL,
-                         (int64_t)time(NULL), &msgid, why, sizeof why);
+        /* the node's configured lifetime ([bitmessage] ttl, 4 days by default); the link
+         * itself expires after link_ttl whatever the message's lifetime */
+        rc = bm_api_send(c->bm, c->bm_from, to, subject, body, c->cfg->bm_ttl, (int64_t)time(NULL),
+                         &msgid, why, sizeof why);
     if (rc != 0) {
         char q[200];
         log_warn("directory confirmation_failed kind=bitmessage err=%s reason=%s", err_str(rc),

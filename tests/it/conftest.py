@@ -18,6 +18,8 @@ Fixtures:
   make_module_server  the same, servers shared by one test module
   server          module-wide PosternServer with the default config
   postfix_peer    factory for a private Postfix (skips without root/postfix)
+  pg_server       one private PostgreSQL server for the whole session
+                  (tests/it/pgserver.py; skips only when no server binaries)
 Every test that used a server fails if a sanitizer report appears in the
 server's log while it ran, or if the server did not exit 0 on SIGTERM.
 """
@@ -153,6 +155,23 @@ def _sanitizer_watch(request):
     if srv.proc is not None and srv.proc.poll() is not None:
         pytest.fail("postern serve died during this test (status %s)\n%s" % (
             srv.proc.returncode, srv.log_tail()), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A started pgserver.PgServer shared by the session: pg.createdb(name) gives each
+    user a fresh database. Skipped only when PostgreSQL is not installed; any other
+    failure to start is an error (CI installs postgresql)."""
+    import pgserver
+
+    if not os.environ.get("POSTERN_TEST_PG_CONNINFO") and pgserver.find_bindir() is None:
+        where = os.environ.get("POSTERN_PG_BINDIR") or "/usr/lib/postgresql/<13..17>/bin"
+        pytest.skip("PostgreSQL server binaries not installed (no initdb in %s; install "
+                    "postgresql or set POSTERN_PG_BINDIR)" % where)
+    pg = pgserver.PgServer()
+    pg.start()
+    yield pg
+    pg.stop()
 
 
 @pytest.fixture

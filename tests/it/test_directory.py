@@ -12,9 +12,17 @@ Hostile input goes in with curl: huge and malformed query strings, SQL and
 XML metacharacters, forged and reused links, posts without a CSRF token,
 an invalid BM checksum, an over-long body, rate-limit exhaustion; each
 must get a clear 4xx and change nothing (checked through the admin API).
+
+Every test runs on both stores: SQLite (the default, one file per server)
+and PostgreSQL ([directory] database = postgresql) on the session's private
+server (conftest.py pg_server, tests/it/pgserver.py), one fresh database per
+module shared by both nodes. test_two_instances_share_postgresql shows two
+directory instances on one database: a listing confirmed on one is answered
+by the other, and a used link is refused by the other.
 """
 
 import http.cookiejar
+import itertools
 import json
 import os
 import re
@@ -33,6 +41,30 @@ from test_bitmessage import FAST, SEND_TIMEOUT, new_address
 BM_OK = "BM-2cWFkyuXXFw6d393RGnin2RpSXj8wxtt6F"
 BM_BAD = "BM-2cWFkyuXXFw6d393RGnin2RpSXj8wxtt6G"
 LINK = re.compile(rb"https://[^\s/]+(/confirm\?t=[A-Za-z0-9_-]+)")
+# PostgreSQL first: a test parametrising dir_backend with ["postgresql"] alone (index 0)
+# then shares the module's PostgreSQL nodes instead of starting them again (pytest
+# groups module-scoped parameters by their index).
+BACKENDS = ("postgresql", "sqlite")
+_dbseq = itertools.count(1)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def dir_backend(request):
+    """The directory store under test: "sqlite" (default) or "postgresql"."""
+    return request.param
+
+
+def backend_config(request, backend, name="dir"):
+    """[directory] keys selecting backend: {} for SQLite (the default, in each server's
+    var_dir); for PostgreSQL database = postgresql and pg_conninfo naming a fresh
+    database on the session's server (host=<socket dir>, reachable by run_user)."""
+    if backend == "sqlite":
+        return {}
+    assert backend == "postgresql", backend
+    pg = request.getfixturevalue("pg_server")
+    dbname = "%s_%d_%d" % (re.sub(r"[^a-z0-9_]", "_", name.lower())[:40], os.getpid(),
+                           next(_dbseq))
+    return {"database": "postgresql", "pg_conninfo": pg.createdb(dbname)}
 
 
 def dir_server(make, peers=(), **dirx):
@@ -148,9 +180,12 @@ def records(srv):
 
 
 @pytest.fixture(scope="module")
-def nodes(make_module_server):
-    b = dir_server(make_module_server)
-    a = dir_server(make_module_server, peers=[b])
+def nodes(make_module_server, dir_backend, request):
+    """(a, b): both run the directory; on PostgreSQL they share one database. A module
+    importing `nodes` picks the store with its own `dir_backend` fixture."""
+    db = backend_config(request, dir_backend, "nodes")
+    b = dir_server(make_module_server, **db)
+    a = dir_server(make_module_server, peers=[b], **db)
     wait_peered(a)
     return a, b
 
@@ -178,7 +213,7 @@ def test_register_confirm_both_and_query(nodes):
     assert status == 200 and b"Check both inboxes" in page, page
     mail = a.wait_for_message("alice", b"/confirm?t=", timeout=60)
     assert b"Auto-Submitted: auto-generated" in mail
-    bm = b.wait_for_message("carol", b"/confirm?t=", timeout=SEND_TIMEOUT)
+    bm = b.wait_for_message("carol", carol.encode(), timeout=SEND_TIMEOUT)
     link_mail = LINK.search(mail).group(1).decode()
     link_bm = LINK.search(bm).group(1).decode()
     assert link_mail != link_bm
@@ -303,8 +338,9 @@ def test_admin_token_file_mode(nodes):
     assert st.st_mode & 0o777 == 0o600
 
 
-def test_rate_limit_per_ip(make_server):
-    srv = dir_server(make_server, max_requests_per_ip="3")
+def test_rate_limit_per_ip(make_server, dir_backend, request):
+    srv = dir_server(make_server, max_requests_per_ip="3",
+                     **backend_config(request, dir_backend, "ratelimit"))
     c = Client(srv)
     got = []
     for i in range(4):
@@ -315,3 +351,53 @@ def test_rate_limit_per_ip(make_server):
     status, _, page = c.post_form("/register", {"smtp": "u9@postern.test", "alt": BM_OK})
     assert status == 429 and b"Too many requests" in page
     assert records(srv) == before
+
+
+@pytest.mark.parametrize("dir_backend", ["postgresql"], indirect=True, scope="module")
+def test_two_instances_share_postgresql(nodes):
+    """Two `postern serve` with directory listeners on different ports, one PostgreSQL
+    database: a listing confirmed through instance 1 (a) is answered by instance 2 (b),
+    a pending pair is refused on b, and links used on a are refused on b (once only)."""
+    a, b = nodes
+    assert a.dir_port != b.dir_port
+    assert a.cfg("directory", "database") == "postgresql"
+    assert a.cfg("directory", "pg_conninfo") == b.cfg("directory", "pg_conninfo")
+    carol = new_address(b, "carol")
+    q = "/doquery?smtpaddress=bob%40postern.test"
+    status, head, xml = Client(b).get(q)
+    assert status == 200 and xml == b"<xml></xml>"
+    etag_before, asked = head["ETag"], time.monotonic()
+    status, _, page = Client(a).post_form("/register", {"smtp": "bob@postern.test", "alt": carol})
+    assert status == 200 and b"Check both inboxes" in page, page
+    # the pending pair is in the shared database: b refuses to register it again
+    status, _, page = Client(b).post_form("/register", {"smtp": "Bob@postern.test", "alt": carol})
+    assert status == 409, (status, page)
+    mail = a.wait_for_message("bob", b"/confirm?t=", timeout=60)
+    bm = b.wait_for_message("carol", carol.encode(), timeout=SEND_TIMEOUT)
+    link_mail = LINK.search(mail).group(1).decode()
+    link_bm = LINK.search(bm).group(1).decode()
+    status, _, page = Client(a).follow(link_mail)
+    assert status == 200 and b"not live yet" in page, page
+    status, _, page = Client(a).follow(link_bm)
+    assert status == 200 and b"Your listing is live" in page, page
+    # instance 2 answers the listing confirmed on instance 1, with a new ETag (b re-reads
+    # the shared version at most every second)
+    time.sleep(max(0.0, 1.1 - (time.monotonic() - asked)))
+    status, head, xml = Client(b).get(q, {"If-None-Match": etag_before})
+    assert status == 200 and head["ETag"] != etag_before
+    assert xml == ("<xml><record><smtp_address>bob@postern.test</smtp_address>"
+                   "<bitmessage_address>%s</bitmessage_address></record></xml>" % carol).encode()
+    status, _, js = Client(b).get("/api/v1/lookup?address=BOB%40postern.test")
+    assert status == 200
+    assert json.loads(js) == {"address": "bob@postern.test",
+                              "alternatives": [{"type": "bitmessage", "address": carol}]}
+    status, _, js = Client(b).get("/api/v1/reverse?address=" + carol)
+    assert json.loads(js)["smtp_addresses"] == ["bob@postern.test"]
+    # links used on instance 1 are refused on instance 2, and change nothing
+    before = records(b)
+    for link in (link_mail, link_bm):
+        status, _, page = Client(b).follow(link)
+        assert status == 410 and b"already used" in page, (status, page)
+    assert records(b) == before == records(a)
+    live = [r for r in before if r["smtp"] == "bob@postern.test"]
+    assert len(live) == 1 and live[0]["state"] == "live", before

@@ -2,7 +2,11 @@
 few hundred rows and the seed's XML into the SQLite store, all-or-nothing and
 --partial, hostile files, then lookups through `postern serve`'s directory
 listener with the gateway's client (skipped until directoryd answers on
-[directory] listen)."""
+[directory] listen).
+
+Every test runs on both stores: SQLite (the default) and PostgreSQL
+([directory] database = postgresql) with a fresh database per test on the
+session's private server (conftest.py pg_server, tests/it/pgserver.py)."""
 
 import hashlib
 import http.client
@@ -15,6 +19,7 @@ import time
 import pytest
 
 import pstharness as h
+from test_directory import BACKENDS, backend_config
 
 B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
@@ -42,10 +47,18 @@ def bad_checksum(addr):
     return addr[:-1] + ("2" if last != "2" else "3")
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def dir_backend(request):
+    """The directory store under test: "sqlite" (default) or "postgresql"."""
+    return request.param
+
+
 @pytest.fixture
-def dsrv(postern_bin, workdir):
+def dsrv(postern_bin, workdir, dir_backend, request):
     srv = h.PosternServer(workdir, binary=postern_bin,
-                          overrides={"server": {"log_level": "warn"}})
+                          overrides={"server": {"log_level": "warn"},
+                                     "directory": backend_config(request, dir_backend,
+                                                                 request.node.name)})
     cp = srv.cli("directory", "list")
     if b"unknown command" in cp.stderr:
         pytest.skip("this postern binary has no `directory` command yet")

@@ -722,6 +722,37 @@ static void test_getpubkey_rate_limit(void **state)
     buf_release(&obj);
 }
 
+/*
+ * An announcement does not stop the answer to a getpubkey: a sender that dropped the
+ * announced pubkey (PyBitmessage ignores pubkeys it was not waiting for, then asks) must
+ * get one at once. Answers alone are rate limited.
+ */
+static void test_getpubkey_after_announce(void **state)
+{
+    struct net *net = *state;
+    struct node *b = &net->n[1];
+    uint64_t want = 1;
+    buf_t obj;
+
+    b->cfg.announce_pubkeys = true;
+    start(b);
+    run_until(net, b_idle_after, &want); /* the announcement */
+    assert_int_equal(stats(b).pubkeys_sent, 1);
+
+    buf_init(&obj, 4096);
+    getpubkey_obj(&obj, net->now + 300, &b->keys.addr);
+    feed(b, (const uint8_t *)obj.data, obj.len);
+    want = 2;
+    run_until(net, b_idle_after, &want);
+    assert_int_equal(stats(b).pubkeys_sent, 2);
+
+    getpubkey_obj(&obj, net->now + 301, &b->keys.addr); /* again: rate limited */
+    feed(b, (const uint8_t *)obj.data, obj.len);
+    run_for(net, 150);
+    assert_int_equal(stats(b).pubkeys_sent, 2);
+    buf_release(&obj);
+}
+
 /* v3_pubkey_obj - an unencrypted version 3 pubkey object of k, signed as the reference
  * signs it (from expires to the end of the extra-bytes field); nonce 0. */
 static void v3_pubkey_obj(buf_t *out, int64_t expires, const bm_keys_t *k)
@@ -820,6 +851,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_send_to_self, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_objects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_getpubkey_rate_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_getpubkey_after_announce, setup, teardown),
         cmocka_unit_test_setup_teardown(test_v3_pubkey, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_checks, setup, teardown),
     };
