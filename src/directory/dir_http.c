@@ -22,9 +22,15 @@
  *
  * Lookups: at most one database query each. The ETag is
  * "<store version>-<FNV-1a of format and key>"; the version is read at most
- * every DIR_HTTP_VERSION_REFRESH seconds (and after every local write), so a
- * change made by another instance shows in ETags within that time. A
- * matching If-None-Match answers 304 without touching the database.
+ * every DIR_HTTP_VERSION_REFRESH seconds (and after every write by this
+ * process), so a change made by another instance shows in ETags within that
+ * time. A matching If-None-Match answers 304 without touching the database.
+ *
+ * Threads: directoryd runs one handler per event-loop thread, each with its
+ * own store connection (dir_http_new_peer). The handlers share one struct
+ * dir_http_shared: the two rate-limit tables (under its mutex; only form
+ * posts touch them) and a write generation (atomic), bumped after every
+ * write so that every thread re-reads the store version on its next lookup.
  *
  * Failure policy: bad input -> 4xx response, nothing changed; database or
  * sending failures -> 500/503 response, logged; buffer overflow of a
@@ -33,6 +39,8 @@
 #include "directory/dir_http.h"
 
 #include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -77,18 +85,27 @@ struct dir_rate {
     int64_t window;
 };
 
+/* What the handlers of all threads share; freed with the last handler. */
+struct dir_http_shared {
+    pthread_mutex_t mu; /* guards ip_rate and rm_rate */
+    struct dir_rate ip_rate;
+    struct dir_rate rm_rate;
+    atomic_uint_fast64_t gen; /* bumped after every write through any handler */
+    atomic_uint refs;
+};
+
 struct dir_http {
     struct dir_http_params p;
     struct dir_store *st;
     struct dir_http_sender snd;
     buf_t *body; /* the response being built */
     buf_t *text; /* confirmation texts */
-    struct dir_rate ip_rate;
-    struct dir_rate rm_rate;
+    struct dir_http_shared *sh;
     uint8_t admin_hash[SHA256_DIGEST_LENGTH];
     bool admin_enabled;
     int64_t version;
     int64_t version_at; /* when version was read; INT64_MIN = stale */
+    uint_fast64_t gen;  /* sh->gen when version was read */
 };
 
 enum dir_http_fmt { DIR_FMT_HTML = 0, DIR_FMT_XML, DIR_FMT_JSON };
@@ -306,9 +323,11 @@ static bool dir_http_is_json(const char *ctype)
            (ctype[sizeof want - 1] == '\0' || ctype[sizeof want - 1] == ';');
 }
 
+/* dir_http_version_stale - after a write: every thread re-reads the version on its next lookup. */
 static void dir_http_version_stale(struct dir_http *h)
 {
     h->version_at = INT64_MIN;
+    atomic_fetch_add(&h->sh->gen, 1);
 }
 
 /* ---- rate limits ---- */
@@ -352,6 +371,16 @@ static int dir_rate_hit(struct dir_rate *r, const uint8_t key[DIR_HTTP_RATE_KEY]
     victim->start = now;
     victim->count = 1;
     return 0;
+}
+
+/* dir_rate_hit_shared - dir_rate_hit on a table of h's shared state, under its mutex. */
+static int dir_rate_hit_shared(struct dir_http *h, struct dir_rate *r,
+                               const uint8_t key[DIR_HTTP_RATE_KEY], int64_t now, int64_t max)
+{
+    pthread_mutex_lock(&h->sh->mu);
+    int rc = dir_rate_hit(r, key, now, max);
+    pthread_mutex_unlock(&h->sh->mu);
+    return rc;
 }
 
 static void dir_rate_key_ip(const struct sockaddr *sa, uint8_t key[DIR_HTTP_RATE_KEY])
@@ -516,7 +545,7 @@ static int dir_http_rate_ip(struct dir_http *h, const struct dir_http_req *rq,
 {
     uint8_t key[DIR_HTTP_RATE_KEY];
     dir_rate_key_ip(rq->peer, key);
-    if (dir_rate_hit(&h->ip_rate, key, rq->now, h->p.max_per_ip) == 0)
+    if (dir_rate_hit_shared(h, &h->sh->ip_rate, key, rq->now, h->p.max_per_ip) == 0)
         return 1;
     log_info("directory rate_limited kind=ip");
     int rc = dir_http_page_error(h, rs, 429, "Too many requests",
@@ -741,11 +770,11 @@ static int dir_http_post_confirm(struct dir_http *h, const struct dir_http_req *
         return dir_http_page_error(h, rs, 503, "Directory unavailable",
                                    "The directory's database could not be reached.");
     bool live = false;
-    dir_http_version_stale(h);
     if (purpose == DIR_CONFIRM_REMOVE)
         rc = dir_store_remove(h->st, id, rq->now);
     else
         rc = dir_store_confirm(h->st, id, purpose, rq->now, &live);
+    dir_http_version_stale(h);
     struct dir_record r;
     if (rc == PST_EPERM || rc == PST_ENOENT)
         return dir_http_confirm_gone(h, rs);
@@ -797,7 +826,7 @@ static int dir_http_post_remove(struct dir_http *h, const struct dir_http_req *r
                                    "The directory has no live listing for this email address.");
     uint8_t rkey[DIR_HTTP_RATE_KEY];
     SHA256((const unsigned char *)key, strlen(key), rkey);
-    if (dir_rate_hit(&h->rm_rate, rkey, rq->now, h->p.max_per_address) != 0)
+    if (dir_rate_hit_shared(h, &h->sh->rm_rate, rkey, rq->now, h->p.max_per_address) != 0)
         return dir_http_page_error(h, rs, 429, "Too many requests for this address",
                                    "This address already received the maximum number of "
                                    "removal links for today. Please try again tomorrow.");
@@ -827,12 +856,14 @@ static bool dir_http_wants_json(const char *accept)
 
 static int dir_http_version(struct dir_http *h, int64_t now, int64_t *out)
 {
+    uint_fast64_t gen = atomic_load(&h->sh->gen);
     if (h->version_at == INT64_MIN || now - h->version_at >= DIR_HTTP_VERSION_REFRESH ||
-        now < h->version_at) {
+        now < h->version_at || gen != h->gen) {
         int rc = dir_store_version(h->st, &h->version);
         if (rc != 0)
             return rc;
         h->version_at = now;
+        h->gen = gen;
     }
     *out = h->version;
     return 0;
@@ -1291,8 +1322,43 @@ int dir_http_purge(struct dir_http *h, int64_t now)
     return rc;
 }
 
-int dir_http_new(const struct dir_http_params *p, struct dir_store *st,
-                 const struct dir_http_sender *snd, struct dir_http **out)
+static void dir_http_shared_unref(struct dir_http_shared **sh)
+{
+    if (*sh == NULL)
+        return;
+    if (atomic_fetch_sub(&(*sh)->refs, 1) == 1) {
+        pthread_mutex_destroy(&(*sh)->mu);
+        free((*sh)->ip_rate.slot);
+        free((*sh)->rm_rate.slot);
+        free(*sh);
+    }
+    *sh = NULL;
+}
+
+static int dir_http_shared_new(struct dir_http_shared **out)
+{
+    struct dir_http_shared *sh = calloc(1, sizeof *sh);
+    if (sh == NULL)
+        return PST_ENOMEM;
+    atomic_init(&sh->gen, 0);
+    atomic_init(&sh->refs, 1);
+    if (pthread_mutex_init(&sh->mu, NULL) != 0) {
+        free(sh);
+        return PST_ENOMEM;
+    }
+    *out = sh;
+    if (dir_rate_init(&sh->ip_rate, DIR_HTTP_HOUR) != 0 ||
+        dir_rate_init(&sh->rm_rate, DIR_HTTP_DAY) != 0) {
+        dir_http_shared_unref(out);
+        return PST_ENOMEM;
+    }
+    return 0;
+}
+
+/* dir_http_alloc - a handler over st with p's settings and sh (a reference is taken). */
+static int dir_http_alloc(const struct dir_http_params *p, struct dir_store *st,
+                          const struct dir_http_sender *snd, struct dir_http_shared *sh,
+                          struct dir_http **out)
 {
     struct dir_http *h = calloc(1, sizeof *h);
     if (h == NULL)
@@ -1301,20 +1367,45 @@ int dir_http_new(const struct dir_http_params *p, struct dir_store *st,
     h->st = st;
     h->snd = *snd;
     h->version_at = INT64_MIN;
+    h->sh = sh;
+    atomic_fetch_add(&sh->refs, 1);
     h->body = buf_new(DIR_HTTP_RESP_MAX);
     h->text = buf_new(DIR_HTTP_TEXT_MAX);
-    if (p->admin_token && p->admin_token[0]) {
-        h->admin_enabled = true;
-        SHA256((const unsigned char *)p->admin_token, strlen(p->admin_token), h->admin_hash);
-    }
-    h->p.admin_token = NULL; /* only the hash is kept */
-    if (h->body == NULL || h->text == NULL || dir_rate_init(&h->ip_rate, DIR_HTTP_HOUR) != 0 ||
-        dir_rate_init(&h->rm_rate, DIR_HTTP_DAY) != 0) {
+    if (h->body == NULL || h->text == NULL) {
         dir_http_free(&h);
         return PST_ENOMEM;
     }
     *out = h;
     return 0;
+}
+
+int dir_http_new(const struct dir_http_params *p, struct dir_store *st,
+                 const struct dir_http_sender *snd, struct dir_http **out)
+{
+    struct dir_http_shared *sh = NULL;
+    struct dir_http_params q = *p;
+    q.admin_token = NULL; /* only the hash is kept */
+    int rc = dir_http_shared_new(&sh);
+    if (rc == 0)
+        rc = dir_http_alloc(&q, st, snd, sh, out);
+    dir_http_shared_unref(&sh); /* the handler holds its own reference */
+    OPENSSL_cleanse(q.secret, sizeof q.secret);
+    if (rc == 0 && p->admin_token && p->admin_token[0]) {
+        (*out)->admin_enabled = true;
+        SHA256((const unsigned char *)p->admin_token, strlen(p->admin_token), (*out)->admin_hash);
+    }
+    return rc;
+}
+
+int dir_http_new_peer(const struct dir_http *parent, struct dir_store *st,
+                      const struct dir_http_sender *snd, struct dir_http **out)
+{
+    int rc = dir_http_alloc(&parent->p, st, snd, parent->sh, out);
+    if (rc == 0) {
+        (*out)->admin_enabled = parent->admin_enabled;
+        memcpy((*out)->admin_hash, parent->admin_hash, sizeof parent->admin_hash);
+    }
+    return rc;
 }
 
 void dir_http_free(struct dir_http **h)
@@ -1323,9 +1414,9 @@ void dir_http_free(struct dir_http **h)
         return;
     buf_free(&(*h)->body);
     buf_free(&(*h)->text);
-    free((*h)->ip_rate.slot);
-    free((*h)->rm_rate.slot);
+    dir_http_shared_unref(&(*h)->sh);
     OPENSSL_cleanse((*h)->p.secret, sizeof(*h)->p.secret);
+    OPENSSL_cleanse((*h)->admin_hash, sizeof(*h)->admin_hash);
     free(*h);
     *h = NULL;
 }

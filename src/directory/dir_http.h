@@ -101,6 +101,12 @@ PST_MUST_CHECK int dir_http_new(const struct dir_http_params *p, struct dir_stor
                                 const struct dir_http_sender *snd, struct dir_http **out);
 void dir_http_free(struct dir_http **h);
 
+/* dir_http_new_peer - a handler for another thread: parent's parameters, secret, admin token
+ * and rate-limit tables (shared, under a mutex) and write generation, over its own store st
+ * (borrowed) sending through snd (copied). Handlers may be freed in any order. */
+PST_MUST_CHECK int dir_http_new_peer(const struct dir_http *parent, struct dir_store *st,
+                                     const struct dir_http_sender *snd, struct dir_http **out);
+
 /* dir_http_handle - answer rq into rs. Returns 0 (rs filled, whatever the status) or PST_E*. */
 PST_MUST_CHECK int dir_http_handle(struct dir_http *h, const struct dir_http_req *rq,
                                    struct dir_http_resp *rs);

@@ -3,6 +3,21 @@
  * socket the supervisor passes, each connection a bufferevent_openssl
  * (evhttp_set_bevcb), requests handed to dir_http_handle().
  *
+ * Threads: one event loop per CPU the process may run on (at most
+ * DIRECTORYD_THREADS_MAX), no setting. Each loop has its own evhttp, listener
+ * on the shared listening socket, directory store connection (SQLite in WAL
+ * mode reads concurrently; PostgreSQL gets one connection per loop),
+ * confirmation sender and request handler; the handlers share the rate-limit
+ * tables and write generation (dir_http_new_peer). A loop accepts one
+ * connection per turn, so a burst of connects spreads over the loops
+ * instead of landing on whichever wakes first. Loop 0 runs on the calling
+ * thread and also handles SIGTERM/SIGINT (stopping every loop) and the
+ * periodic purge.
+ *
+ * Per response: the head and a small body are joined into one buffer
+ * before bufferevent_openssl writes it, so they leave as one TLS record
+ * and one write(2) instead of two.
+ *
  * Limits (named in dir_http.h / directoryd.h): request-target length
  * (414), header block size and body size (evhttp_set_max_headers_size /
  * _max_body_size: evhttp answers 413 itself), request/idle timeout, open
@@ -33,12 +48,18 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,17 +77,33 @@
 #define DIRECTORYD_CSP                                                                             \
     "default-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
-struct directoryd {
-    const struct cfg *cfg;
+#define DIRECTORYD_COALESCE_MAX 16384 /* responses up to this size go out as one TLS record */
+
+struct directoryd;
+
+/* One event loop: everything a request touches, private to its thread. */
+struct directoryd_worker {
+    struct directoryd *d;
+    size_t idx;
     struct event_base *base;
     struct evhttp *http;
-    SSL_CTX *tls;
+    struct evconnlistener *lev; /* on the shared listening socket; freed by evhttp_free */
+    struct event *rearm;        /* re-enables lev on the next turn of the loop */
     struct dir_store *st;
     struct dir_confirm *confirm;
     struct dir_http *h;
-    struct event *sig[2];
-    struct event *purge;
-    size_t conns;
+    pthread_t thread;
+    bool running; /* thread started (idx > 0) */
+};
+
+struct directoryd {
+    const struct cfg *cfg;
+    SSL_CTX *tls;
+    struct event *sig[2]; /* on worker 0 */
+    struct event *purge;  /* on worker 0 */
+    atomic_size_t conns;  /* open connections, all loops */
+    size_t nworkers;
+    struct directoryd_worker w[DIRECTORYD_THREADS_MAX];
     char base_url[DIR_CONFIRM_URL_MAX];
 };
 
@@ -172,18 +209,32 @@ static void directoryd_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int 
                                void *argp)
 {
     struct directoryd *d = ptr;
-    if (d != NULL && d->conns > 0)
-        d->conns--;
+    if (d != NULL)
+        atomic_fetch_sub(&d->conns, 1);
+}
+
+/* directoryd_on_rearm - accept again: one connection per turn of each loop (see the top). */
+static void directoryd_on_rearm(evutil_socket_t fd, short what, void *arg)
+{
+    struct directoryd_worker *w = arg;
+    if (w->lev != NULL && evconnlistener_enable(w->lev) != 0)
+        log_warn("directoryd listener_enable_failed loop=%zu", w->idx);
 }
 
 static struct bufferevent *directoryd_bevcb(struct event_base *base, void *arg)
 {
-    struct directoryd *d = arg;
+    struct directoryd_worker *w = arg;
+    struct directoryd *d = w->d;
+    if (d->nworkers > 1 && w->lev != NULL && evconnlistener_disable(w->lev) == 0)
+        event_active(w->rearm, EV_TIMEOUT, 0);
     SSL *ssl = SSL_new(d->tls);
     if (ssl == NULL)
         return NULL;
+    /* keep the record buffers of busy keep-alive connections instead of freeing and
+     * reallocating them around every request (the context sets RELEASE_BUFFERS) */
+    SSL_clear_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
     if (SSL_set_ex_data(ssl, directoryd_ex_idx, d) == 1)
-        d->conns++;
+        atomic_fetch_add(&d->conns, 1);
     struct bufferevent *bev = bufferevent_openssl_socket_new(
         base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
     if (bev == NULL)
@@ -218,6 +269,23 @@ static void directoryd_security_headers(struct evkeyvalq *out)
     evhttp_add_header(out, "X-Frame-Options", "DENY");
 }
 
+/*
+ * directoryd_send - evhttp_send_reply, then join the head and body evhttp put in the
+ * connection's output buffer (two chains) into one, so that bufferevent_openssl, which
+ * writes one TLS record per chain on the next EV_WRITE, sends one record and one segment.
+ */
+static void directoryd_send(struct evhttp_request *req, int status, const char *reason)
+{
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+    struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
+    evhttp_send_reply(req, status, reason, NULL);
+    if (bev == NULL)
+        return;
+    struct evbuffer *out = bufferevent_get_output(bev);
+    if (evbuffer_get_length(out) <= DIRECTORYD_COALESCE_MAX)
+        evbuffer_pullup(out, -1);
+}
+
 static void directoryd_plain(struct evhttp_request *req, int status, const char *reason,
                              const char *text)
 {
@@ -226,8 +294,9 @@ static void directoryd_plain(struct evhttp_request *req, int status, const char 
     evhttp_add_header(out, "Content-Type", "text/plain; charset=utf-8");
     evhttp_add_header(out, "Cache-Control", "no-store");
     evhttp_add_header(out, "Connection", "close");
-    evbuffer_add(evhttp_request_get_output_buffer(req), text, strlen(text));
-    evhttp_send_reply(req, status, reason, NULL);
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_HEAD)
+        evbuffer_add(evhttp_request_get_output_buffer(req), text, strlen(text));
+    directoryd_send(req, status, reason);
 }
 
 static void directoryd_reply(struct evhttp_request *req, const struct dir_http_resp *rs)
@@ -247,17 +316,25 @@ static void directoryd_reply(struct evhttp_request *req, const struct dir_http_r
         evhttp_add_header(out, "Allow", rs->allow);
     if (rs->auth_challenge)
         evhttp_add_header(out, "WWW-Authenticate", "Bearer realm=\"directory admin\"");
-    if (rs->status != 304 && rs->body && rs->body->len)
-        evbuffer_add(evhttp_request_get_output_buffer(req), rs->body->data, rs->body->len);
-    evhttp_send_reply(req, rs->status, rs->reason, NULL);
+    size_t blen = rs->status != 304 && rs->body ? rs->body->len : 0;
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+        /* evhttp would send a body given for HEAD: give its length only (RFC 9110 9.3.2) */
+        char len[24];
+        int n = snprintf(len, sizeof len, "%zu", blen);
+        if (n > 0 && (size_t)n < sizeof len && rs->status != 304)
+            evhttp_add_header(out, "Content-Length", len);
+    } else if (blen) {
+        evbuffer_add(evhttp_request_get_output_buffer(req), rs->body->data, blen);
+    }
+    directoryd_send(req, rs->status, rs->reason);
 }
 
 static void directoryd_request(struct evhttp_request *req, void *arg)
 {
-    struct directoryd *d = arg;
+    struct directoryd_worker *w = arg;
     const char *uri = evhttp_request_get_uri(req);
     size_t ulen = uri ? strlen(uri) : 0;
-    if (d->conns > DIRECTORYD_MAX_CONNECTIONS) {
+    if (atomic_load(&w->d->conns) > DIRECTORYD_MAX_CONNECTIONS) {
         directoryd_plain(req, 503, "Service Unavailable", "too many connections\n");
         return;
     }
@@ -277,7 +354,7 @@ static void directoryd_request(struct evhttp_request *req, void *arg)
     size_t blen = evbuffer_get_length(body);
     struct evhttp_connection *conn = evhttp_request_get_connection(req);
     struct timeval tv;
-    event_base_gettimeofday_cached(d->base, &tv);
+    event_base_gettimeofday_cached(w->base, &tv);
     struct dir_http_req rq = {
         .method = directoryd_method(evhttp_request_get_command(req)),
         .path = path,
@@ -294,7 +371,7 @@ static void directoryd_request(struct evhttp_request *req, void *arg)
         .now = (int64_t)tv.tv_sec,
     };
     struct dir_http_resp rs;
-    int rc = dir_http_handle(d->h, &rq, &rs);
+    int rc = dir_http_handle(w->h, &rq, &rs);
     if (rc != 0) {
         log_error("directoryd response_failed err=%s", err_str(rc));
         directoryd_plain(req, 500, "Internal Server Error", "internal error\n");
@@ -321,28 +398,46 @@ static void directoryd_on_signal(evutil_socket_t sig, short what, void *arg)
 {
     struct directoryd *d = arg;
     log_info("directoryd stopping signal=%d", (int)sig);
-    event_base_loopbreak(d->base);
+    for (size_t i = 0; i < d->nworkers; i++)
+        event_base_loopbreak(d->w[i].base); /* thread-safe: evthread_use_pthreads */
 }
 
 static void directoryd_on_purge(evutil_socket_t fd, short what, void *arg)
 {
     struct directoryd *d = arg;
-    if (dir_http_purge(d->h, (int64_t)time(NULL)) != 0)
+    if (dir_http_purge(d->w[0].h, (int64_t)time(NULL)) != 0)
         log_warn("directoryd purge_failed");
 }
 
 /* ---- start and stop ---- */
 
-static int directoryd_open_store(struct directoryd *d)
+/* directoryd_nworkers - one loop per CPU this process may run on, at most the maximum. */
+static size_t directoryd_nworkers(void)
 {
-    const struct cfg *cfg = d->cfg;
-    if (cfg->dir_database && strcmp(cfg->dir_database, "postgresql") == 0)
-        return dir_store_open_pg(cfg->dir_pg_conninfo, &d->st);
-    return dir_store_open_sqlite(cfg->db_path, &d->st);
+    cpu_set_t set;
+    long n = 0;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        n = CPU_COUNT(&set);
+    if (n <= 0)
+        n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n <= 0)
+        n = 1;
+    return n > DIRECTORYD_THREADS_MAX ? DIRECTORYD_THREADS_MAX : (size_t)n;
 }
 
-static int directoryd_setup_http(struct directoryd *d)
+static int directoryd_open_store(const struct cfg *cfg, struct dir_store **st)
 {
+    if (cfg->dir_database && strcmp(cfg->dir_database, "postgresql") == 0)
+        return dir_store_open_pg(cfg->dir_pg_conninfo, st);
+    return dir_store_open_sqlite(cfg->db_path, st);
+}
+
+/* directoryd_setup_http - worker 0's handler from the secrets; the others' are its peers. */
+static int directoryd_setup_http(struct directoryd *d, struct directoryd_worker *w)
+{
+    struct dir_http_sender snd = {directoryd_send_mail, directoryd_send_bm, w->confirm};
+    if (w->idx > 0)
+        return dir_http_new_peer(d->w[0].h, w->st, &snd, &w->h);
     char token[2 * DIRECTORYD_TOKEN_BYTES + 1] = "";
     char path[DIRECTORYD_PATH_MAX];
     struct dir_http_params p = {
@@ -353,7 +448,6 @@ static int directoryd_setup_http(struct directoryd *d)
         .case_sensitive = d->cfg->dir_case_sensitive != 0,
         .admin_token = token,
     };
-    struct dir_http_sender snd = {directoryd_send_mail, directoryd_send_bm, d->confirm};
     int n = snprintf(path, sizeof path, "%s/%s", d->cfg->var_dir, DIRECTORYD_SECRET_FILE);
     int rc = n < 0 || (size_t)n >= sizeof path ? PST_ELIMIT : 0;
     if (rc == 0 &&
@@ -365,57 +459,139 @@ static int directoryd_setup_http(struct directoryd *d)
         log_error("directoryd admin_token_failed path=%s err=%s", d->cfg->dir_admin_token_file,
                   err_str(rc));
     if (rc == 0)
-        rc = dir_http_new(&p, d->st, &snd, &d->h);
+        rc = dir_http_new(&p, w->st, &snd, &w->h);
     OPENSSL_cleanse(token, sizeof token);
     OPENSSL_cleanse(p.secret, sizeof p.secret);
     return rc;
 }
 
-static int directoryd_start(struct directoryd *d, int listen_fd)
+static struct event_base *directoryd_base_new(void)
+{
+    struct event_config *ec = event_config_new();
+    if (ec == NULL)
+        return NULL;
+    /* one epoll_ctl per fd and turn instead of one per enable/disable: evhttp and
+     * bufferevent_openssl switch read and write interest several times per request */
+    event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    struct event_base *base = event_base_new_with_config(ec);
+    event_config_free(ec);
+    return base;
+}
+
+static int directoryd_setup_loop(struct directoryd *d, struct directoryd_worker *w, int listen_fd)
+{
+    w->base = directoryd_base_new();
+    w->http = w->base ? evhttp_new(w->base) : NULL;
+    w->rearm = w->base ? event_new(w->base, -1, 0, directoryd_on_rearm, w) : NULL;
+    if (w->http == NULL || w->rearm == NULL)
+        return PST_ENOMEM;
+    evhttp_set_bevcb(w->http, directoryd_bevcb, w);
+    evhttp_set_gencb(w->http, directoryd_request, w);
+    evhttp_set_max_headers_size(w->http, DIR_HTTP_HEADERS_MAX);
+    evhttp_set_max_body_size(w->http, DIR_HTTP_BODY_MAX);
+    evhttp_set_timeout(w->http, DIRECTORYD_TIMEOUT);
+    evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+                                            EVHTTP_REQ_DELETE);
+    evhttp_set_default_content_type(w->http, "text/plain; charset=utf-8");
+    /* the socket is shared by every loop: not closed by the listener (directoryd_run does) */
+    w->lev = evconnlistener_new(w->base, NULL, NULL, LEV_OPT_CLOSE_ON_EXEC, 0, listen_fd);
+    if (w->lev == NULL)
+        return PST_EIO;
+    if (evhttp_bind_listener(w->http, w->lev) == NULL) {
+        evconnlistener_free(w->lev);
+        w->lev = NULL;
+        return PST_EIO;
+    }
+    return 0;
+}
+
+static int directoryd_setup_worker(struct directoryd *d, struct directoryd_worker *w, int listen_fd)
 {
     int rc;
-    if ((rc = dir_confirm_base_url(d->cfg, d->base_url, sizeof d->base_url)) != 0 ||
-        (rc = dir_confirm_new(d->cfg, &d->confirm)) != 0) {
+    if ((rc = dir_confirm_new(d->cfg, &w->confirm)) != 0) {
         log_error("directoryd bad_config err=%s", err_str(rc));
         return rc;
     }
-    if ((rc = directoryd_open_store(d)) != 0) {
-        log_error("directoryd store_open_failed backend=%s err=%s", d->cfg->dir_database,
-                  err_str(rc));
+    if ((rc = directoryd_open_store(d->cfg, &w->st)) != 0) {
+        log_error("directoryd store_open_failed backend=%s loop=%zu err=%s", d->cfg->dir_database,
+                  w->idx, err_str(rc));
         return rc;
     }
-    if ((rc = directoryd_setup_http(d)) != 0)
+    if ((rc = directoryd_setup_http(d, w)) != 0)
         return rc;
+    return directoryd_setup_loop(d, w, listen_fd);
+}
+
+static int directoryd_start(struct directoryd *d, int listen_fd)
+{
+    int rc;
+    if ((rc = dir_confirm_base_url(d->cfg, d->base_url, sizeof d->base_url)) != 0) {
+        log_error("directoryd bad_config err=%s", err_str(rc));
+        return rc;
+    }
     if (directoryd_ex_idx < 0)
         directoryd_ex_idx =
             SSL_get_ex_new_index(0, (void *)"directoryd", NULL, NULL, directoryd_ex_free);
-    d->base = event_base_new();
-    d->http = d->base ? evhttp_new(d->base) : NULL;
-    if (d->http == NULL || directoryd_ex_idx < 0)
+    if (directoryd_ex_idx < 0 || evthread_use_pthreads() != 0)
         return PST_ENOMEM;
-    evhttp_set_bevcb(d->http, directoryd_bevcb, d);
-    evhttp_set_gencb(d->http, directoryd_request, d);
-    evhttp_set_max_headers_size(d->http, DIR_HTTP_HEADERS_MAX);
-    evhttp_set_max_body_size(d->http, DIR_HTTP_BODY_MAX);
-    evhttp_set_timeout(d->http, DIRECTORYD_TIMEOUT);
-    evhttp_set_allowed_methods(d->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
-                                            EVHTTP_REQ_DELETE);
-    evhttp_set_default_content_type(d->http, "text/plain; charset=utf-8");
     /* accepted sockets inherit TCP_NODELAY (Linux): evhttp writes headers and body apart, and
      * Nagle + delayed ACK would add 40 ms to keep-alive requests */
     int one = 1;
     if (setsockopt(listen_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
         log_warn("directoryd nodelay_failed errno=%d", errno);
-    if (evutil_make_socket_nonblocking(listen_fd) < 0 || evhttp_accept_socket(d->http, listen_fd))
+    if (evutil_make_socket_nonblocking(listen_fd) < 0)
         return PST_EIO;
-    d->sig[0] = evsignal_new(d->base, SIGTERM, directoryd_on_signal, d);
-    d->sig[1] = evsignal_new(d->base, SIGINT, directoryd_on_signal, d);
-    d->purge = event_new(d->base, -1, EV_PERSIST, directoryd_on_purge, d);
+    for (size_t i = 0; i < d->nworkers; i++) {
+        d->w[i].d = d;
+        d->w[i].idx = i;
+        if ((rc = directoryd_setup_worker(d, &d->w[i], listen_fd)) != 0)
+            return rc;
+    }
+    struct event_base *base = d->w[0].base;
+    d->sig[0] = evsignal_new(base, SIGTERM, directoryd_on_signal, d);
+    d->sig[1] = evsignal_new(base, SIGINT, directoryd_on_signal, d);
+    d->purge = event_new(base, -1, EV_PERSIST, directoryd_on_purge, d);
     struct timeval every = {DIRECTORYD_PURGE_INTERVAL, 0};
     if (!d->sig[0] || !d->sig[1] || !d->purge || evsignal_add(d->sig[0], NULL) ||
         evsignal_add(d->sig[1], NULL) || event_add(d->purge, &every))
         return PST_ENOMEM;
     return 0;
+}
+
+static void *directoryd_thread(void *arg)
+{
+    struct directoryd_worker *w = arg;
+    event_base_dispatch(w->base);
+    return NULL;
+}
+
+/* directoryd_serve - run every loop until a signal stops them; loop 0 on this thread. */
+static int directoryd_serve(struct directoryd *d)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old); /* signals go to this thread (loop 0) */
+    int rc = 0;
+    for (size_t i = 1; i < d->nworkers && rc == 0; i++) {
+        int e = pthread_create(&d->w[i].thread, NULL, directoryd_thread, &d->w[i]);
+        if (e != 0) {
+            log_error("directoryd thread_failed errno=%d", e);
+            rc = PST_ENOMEM;
+        } else {
+            d->w[i].running = true;
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc == 0)
+        event_base_dispatch(d->w[0].base);
+    for (size_t i = 1; i < d->nworkers; i++) {
+        if (!d->w[i].running)
+            continue;
+        event_base_loopbreak(d->w[i].base);
+        pthread_join(d->w[i].thread, NULL);
+        d->w[i].running = false;
+    }
+    return rc;
 }
 
 static void directoryd_stop(struct directoryd *d)
@@ -425,33 +601,46 @@ static void directoryd_stop(struct directoryd *d)
             event_free(d->sig[i]);
     if (d->purge)
         event_free(d->purge);
-    if (d->http)
-        evhttp_free(d->http);
-    dir_http_free(&d->h);
-    dir_confirm_free(&d->confirm);
-    dir_store_close(&d->st);
-    if (d->base)
-        event_base_free(d->base);
+    for (size_t i = 0; i < d->nworkers; i++) {
+        struct directoryd_worker *w = &d->w[i];
+        if (w->http) /* frees the listener and every connection */
+            evhttp_free(w->http);
+        else if (w->lev)
+            evconnlistener_free(w->lev);
+        if (w->rearm)
+            event_free(w->rearm);
+        dir_http_free(&w->h);
+        dir_confirm_free(&w->confirm);
+        dir_store_close(&w->st);
+        if (w->base)
+            event_base_free(w->base);
+    }
 }
 
 int directoryd_run(const struct cfg *cfg, int listen_fd, SSL_CTX *tls)
 {
-    struct directoryd d;
-    memset(&d, 0, sizeof d);
-    d.cfg = cfg;
-    d.tls = tls;
-    if (tls == NULL || listen_fd < 0)
-        return PST_EINVAL;
-    signal(SIGPIPE, SIG_IGN);
-    int rc = directoryd_start(&d, listen_fd);
-    if (rc == 0) {
-        if (dir_http_purge(d.h, (int64_t)time(NULL)) != 0)
-            log_warn("directoryd purge_failed");
-        log_info("directoryd ready backend=%s base_url=%s", dir_store_backend(d.st), d.base_url);
-        event_base_dispatch(d.base);
-    } else {
-        log_error("directoryd start_failed err=%s", err_str(rc));
+    struct directoryd *d = calloc(1, sizeof *d);
+    if (tls == NULL || listen_fd < 0 || d == NULL) {
+        free(d);
+        return tls == NULL || listen_fd < 0 ? PST_EINVAL : PST_ENOMEM;
     }
-    directoryd_stop(&d);
+    d->cfg = cfg;
+    d->tls = tls;
+    d->nworkers = directoryd_nworkers();
+    atomic_init(&d->conns, 0);
+    signal(SIGPIPE, SIG_IGN);
+    int rc = directoryd_start(d, listen_fd);
+    if (rc == 0) {
+        if (dir_http_purge(d->w[0].h, (int64_t)time(NULL)) != 0)
+            log_warn("directoryd purge_failed");
+        log_info("directoryd ready backend=%s base_url=%s loops=%zu", dir_store_backend(d->w[0].st),
+                 d->base_url, d->nworkers);
+        rc = directoryd_serve(d);
+    }
+    if (rc != 0)
+        log_error("directoryd start_failed err=%s", err_str(rc));
+    directoryd_stop(d);
+    close(listen_fd);
+    free(d);
     return rc;
 }

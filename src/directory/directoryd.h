@@ -5,10 +5,9 @@
  *
  * The supervisor binds [directory] listen and loads the server SSL_CTX
  * while privileged, then passes both in; the server runs one event loop
- * until SIGTERM/SIGINT. State lives in the directory store (SQLite state
- * database, or PostgreSQL when [directory] database = postgresql), so a
- * restart loses nothing but open connections and the in-memory per-IP
- * rate-limit counts.
+ * per CPU (threads sharing the listening socket) until SIGTERM/SIGINT. State lives in the directory
+ * store (SQLite state database, or PostgreSQL when [directory] database = postgresql), so a restart
+ * loses nothing but open connections and the in-memory per-IP rate-limit counts.
  */
 #ifndef POSTERN_DIRECTORYD_H
 #define POSTERN_DIRECTORYD_H
@@ -18,9 +17,10 @@
 #include "lib/config.h"
 #include "lib/err.h"
 
-#define DIRECTORYD_MAX_CONNECTIONS 4096             /* open connections; more get 503 + close */
-#define DIRECTORYD_TIMEOUT 30                       /* seconds for a request / idle keep-alive */
-#define DIRECTORYD_PURGE_INTERVAL 600               /* seconds between purges of expired requests */
+#define DIRECTORYD_MAX_CONNECTIONS 4096 /* open connections; more get 503 + close */
+#define DIRECTORYD_THREADS_MAX 16       /* event loops: one per CPU available, at most this many */
+#define DIRECTORYD_TIMEOUT 30           /* seconds for a request / idle keep-alive */
+#define DIRECTORYD_PURGE_INTERVAL 600   /* seconds between purges of expired requests */
 #define DIRECTORYD_SECRET_FILE "directory-csrf.key" /* under var_dir, mode 0600 */
 
 /*

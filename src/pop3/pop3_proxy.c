@@ -33,8 +33,33 @@
  * most POP3PX_BUF_HIGH bytes are buffered per stream: above it the upstream
  * is paused (pop3c_pause) until the session has taken the buffer below
  * POP3PX_BUF_LOW, so a slow client slows the upstream instead of growing
- * memory. An upstream that died (or is busy with an abandoned transfer)
- * fails stream_open: the session answers -ERR [SYS/TEMP].
+ * memory. An upstream that died fails stream_open: the session answers
+ * -ERR [SYS/TEMP]; one that dies in the middle of a transfer fails the
+ * stream (PST_EIO; the session drops the client if bytes were sent).
+ *
+ * Read-ahead (one message): every proxied RETR costs the upstream's round
+ * trip on top of the client's, so a client that RETRs in order (most do)
+ * waits twice per message. When the client RETRs message i and message
+ * i + 1 of the merged view is held by the SAME upstream and its LIST size
+ * is at most POP3PX_PREFETCH_MAX (1 MiB), "RETR <its number>" is queued
+ * right behind i's (pop3c pipelines it with PIPELINING, else sends it when
+ * i's reply is complete) and its reply is buffered without a reader
+ * (px->pf). A RETR of i + 1 then takes that buffer (complete, or still
+ * filling: the rest streams as usual) and starts the next read-ahead.
+ * Anything else that reaches the backend - TOP, RETR of another message,
+ * the commit (QUIT) - first drops it: its reply is still read from the
+ * upstream in order (a NULL entry of the per-upstream in-flight FIFO
+ * s->fl) and thrown away, so the connection stays in step; DELE, NOOP,
+ * RSET and listings never reach the backend. Bounds: one read-ahead per
+ * session, never TOP, never across upstreams, never more than one message
+ * ahead; a read-ahead whose body passes the cap (a LIST size that lied) is
+ * dropped and RETRed again if asked. An upstream failure during a
+ * read-ahead only marks the source down (logged): the client hears of it
+ * only if it then asks for one of its messages (-ERR [SYS/TEMP]). A -ERR to
+ * the read-ahead is kept and given to the RETR that asks for it, as if it
+ * had been sent then. The deletion marks live in the session, so a message
+ * already marked deleted may be read ahead for nothing (a RETR the upstream
+ * serves in vain; the client cannot ask for it).
  *
  * Unique-ids (RFC 1939 7): see pop3px_uidl() in pop3_proxy.h. Local ids
  * unchanged; upstream ids "<id>:<uid>", or "~" + 48 hex digits of SHA-256
@@ -83,7 +108,9 @@
 #define POP3PX_OPEN_FACTOR 3         /* open deadline = this x upstream_timeout */
 #define POP3PX_PATH_MAX 4096
 #define POP3PX_WHY_MAX 200
-#define POP3PX_LOCAL_ID "local" /* the Maildir source in logs and statistics */
+#define POP3PX_LOCAL_ID "local"           /* the Maildir source in logs and statistics */
+#define POP3PX_PREFETCH_MAX (1024 * 1024) /* read ahead messages of at most this LIST size */
+#define POP3PX_FLIGHT_MAX 4 /* RETR/TOP outstanding per upstream (current, read-ahead, drains) */
 
 /* ------------------------------------------------------------------------- */
 /* merge logic */
@@ -297,15 +324,16 @@ struct pop3px_src {
     char id[POP3U_ID_MAX + 1]; /* upstream id, or POP3PX_LOCAL_ID */
     int local;
     enum pop3px_src_state state;
-    struct pop3c *c;              /* owned (upstream) */
-    struct pop3_mbox *md;         /* owned (local) */
-    struct pop3px_table t;        /* STAT / LIST / UIDL (upstream) */
-    int have_table;               /* STAT answered: t is set up */
-    int no_uidl;                  /* UIDL refused: unstable fallback ids */
-    char why[POP3PX_WHY_MAX];     /* why it was left out / died */
-    struct pop3px_stream *stream; /* the stream fed by the RETR in flight, or NULL */
-    int busy;                     /* a RETR/TOP is in flight */
-    int paused;
+    struct pop3c *c;          /* owned (upstream) */
+    struct pop3_mbox *md;     /* owned (local) */
+    struct pop3px_table t;    /* STAT / LIST / UIDL (upstream) */
+    int have_table;           /* STAT answered: t is set up */
+    int no_uidl;              /* UIDL refused: unstable fallback ids */
+    char why[POP3PX_WHY_MAX]; /* why it was left out / died */
+    /* RETR/TOP replies outstanding, oldest first: the stream each feeds, NULL = drain */
+    struct pop3px_stream *fl[POP3PX_FLIGHT_MAX];
+    unsigned fhead, nflight;
+    int paused; /* pop3c_pause()d for the reader of the oldest reply */
     /* commit */
     size_t ndele, dele_failed;
     /* statistics (written at close) */
@@ -324,6 +352,7 @@ struct pop3px_mbox {
     struct event *timer;           /* open deadline */
     struct event *wake_ev;         /* wakes the session's stream reader from the loop */
     struct pop3px_stream *wake_st; /* ... this stream (NULL: none / closed) */
+    struct pop3px_stream *pf;      /* the read-ahead RETR (no reader yet), or NULL */
     pop3_open_done open_done;
     void *open_arg;
     struct pop3px_msg *msgs;
@@ -343,8 +372,10 @@ struct pop3px_stream {
     struct evbuffer *buf;      /* upstream: wire form not yet taken */
     struct pop3_wire w;
     int complete, failed, waiting, top;
+    int counted; /* statistics taken */
+    size_t idx;  /* merged message index */
     uint64_t bytes;
-    pop3_wake_fn wake;
+    pop3_wake_fn wake; /* NULL: a read-ahead nobody reads yet */
     void *arg;
 };
 
@@ -359,6 +390,8 @@ struct pop3px_be {
 };
 
 static const struct pop3_mbox_ops pop3px_ops;
+
+static void pop3px_stream_free(struct pop3px_stream **stp);
 
 static void pop3px_note_add(char *note, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -405,9 +438,11 @@ static void pop3px_free(struct pop3px_mbox **pxp)
     struct pop3px_mbox *px = *pxp;
     if (!px)
         return;
+    pop3px_stream_free(&px->pf);
     for (size_t i = 0; i < px->nsrc; i++) {
         struct pop3px_src *s = &px->srcs[i];
         pop3c_free(&s->c);
+        s->nflight = 0;
         if (s->md)
             pop3_mbox_close(&s->md);
         pop3px_table_free(&s->t);
@@ -442,7 +477,7 @@ static void pop3px_src_down(struct pop3px_src *s, const char *fmt, ...)
     char q[POP3PX_WHY_MAX + 16];
     log_warn("pop3px upstream_%s user=%s upstream=%s reason=%s", was_open ? "lost" : "unavailable",
              s->px->user, s->id, log_quote(q, sizeof q, s->why, strlen(s->why)));
-    if (s->c && !s->busy)
+    if (s->c && s->nflight == 0)
         pop3c_free(&s->c); /* a RETR in flight gets its done callback from pop3c first */
 }
 
@@ -869,6 +904,87 @@ static const struct pop3_msginfo *pop3px_info(struct pop3_mbox *mb, size_t i)
 
 /* ---- streams ---- */
 
+/* ---- replies in flight (pop3c answers strictly in order) ---- */
+
+static struct pop3px_stream *pop3px_flight_head(const struct pop3px_src *s)
+{
+    return s->nflight ? s->fl[s->fhead] : NULL;
+}
+
+static void pop3px_flight_push(struct pop3px_src *s, struct pop3px_stream *st)
+{
+    PST_ASSERT(s->nflight < POP3PX_FLIGHT_MAX);
+    s->fl[(s->fhead + s->nflight) % POP3PX_FLIGHT_MAX] = st;
+    s->nflight++;
+}
+
+static struct pop3px_stream *pop3px_flight_pop(struct pop3px_src *s)
+{
+    PST_ASSERT(s->nflight > 0);
+    struct pop3px_stream *st = s->fl[s->fhead];
+    s->fl[s->fhead] = NULL;
+    s->fhead = (s->fhead + 1) % POP3PX_FLIGHT_MAX;
+    s->nflight--;
+    return st;
+}
+
+/* pop3px_resume_upstream - let the upstream's input flow again (if paused). */
+static void pop3px_resume_upstream(struct pop3px_src *s)
+{
+    if (!s->paused)
+        return;
+    s->paused = 0;
+    pop3c_resume(s->c);
+}
+
+/*
+ * pop3px_stream_free - release an upstream stream (or a local one's
+ * wrapper). A reply still in flight for it is drained and dropped when it
+ * arrives, which keeps the upstream connection in step. *stp = NULL.
+ */
+static void pop3px_stream_free(struct pop3px_stream **stp)
+{
+    struct pop3px_stream *st = *stp;
+    if (!st)
+        return;
+    struct pop3px_src *s = st->src;
+    struct pop3px_mbox *px = s->px;
+    if (st->inner)
+        s->md->ops->stream_close(&st->inner);
+    if (px->wake_st == st)
+        px->wake_st = NULL;
+    if (px->pf == st)
+        px->pf = NULL;
+    for (unsigned k = 0; k < s->nflight; k++) {
+        unsigned at = (s->fhead + k) % POP3PX_FLIGHT_MAX;
+        if (s->fl[at] != st)
+            continue;
+        s->fl[at] = NULL; /* the rest of the transfer is drained and dropped */
+        if (k == 0)
+            pop3px_resume_upstream(s);
+    }
+    if (st->buf)
+        evbuffer_free(st->buf);
+    free(st);
+    *stp = NULL;
+}
+
+/* pop3px_stream_account - statistics of a finished transfer that a reader asked for. */
+static void pop3px_stream_account(struct pop3px_stream *st)
+{
+    struct pop3px_src *s = st->src;
+    if (st->counted || !st->wake || (!st->complete && st->failed != PST_ENOENT))
+        return;
+    st->counted = 1;
+    if (st->failed) {
+        s->errors++; /* -ERR from the upstream */
+        return;
+    }
+    if (!st->top)
+        s->messages++;
+    s->bytes += (int64_t)st->bytes;
+}
+
 /*
  * pop3px_stream_wake_reader - the stream has news for a reader that got
  * PST_EAGAIN. The wake-up is deferred to the loop (same turn, after the
@@ -888,9 +1004,14 @@ static void pop3px_stream_wake_reader(struct pop3px_stream *st)
 static int pop3px_on_body(void *arg, const char *data, size_t len)
 {
     struct pop3px_src *s = arg;
-    struct pop3px_stream *st = s->stream;
+    struct pop3px_stream *st = pop3px_flight_head(s);
     if (!st)
         return 0; /* abandoned transfer: drain it */
+    if (!st->wake && st->bytes + len > POP3PX_PREFETCH_MAX) {
+        /* a read-ahead larger than its LIST size said: give it up, RETR again if asked */
+        pop3px_stream_free(&s->px->pf);
+        return 0;
+    }
     struct evbuffer_iovec v;
     if (evbuffer_reserve_space(st->buf, (ev_ssize_t)POP3_WIRE_OUT_MAX(len), &v, 1) < 1)
         return PST_ENOMEM;
@@ -898,7 +1019,7 @@ static int pop3px_on_body(void *arg, const char *data, size_t len)
     if (evbuffer_commit_space(st->buf, &v, 1) < 0)
         return PST_ENOMEM;
     st->bytes += len;
-    if (evbuffer_get_length(st->buf) > POP3PX_BUF_HIGH && !s->paused) {
+    if (st->wake && evbuffer_get_length(st->buf) > POP3PX_BUF_HIGH && !s->paused) {
         s->paused = 1;
         pop3c_pause(s->c);
     }
@@ -909,58 +1030,43 @@ static int pop3px_on_body(void *arg, const char *data, size_t len)
 static void pop3px_on_body_done(void *arg, const struct pop3c_reply *r)
 {
     struct pop3px_src *s = arg;
-    struct pop3px_stream *st = s->stream;
-    s->busy = 0;
-    s->paused = 0;
-    s->stream = NULL;
+    struct pop3px_stream *st = pop3px_flight_pop(s);
+    pop3px_resume_upstream(s); /* the next reply has its own reader (or none yet) */
     if (r->status != 0 && r->status != PST_EPERM)
         pop3px_src_down(s, "transfer failed: %s", r->text);
-    else if (s->state == POP3PX_DOWN)
-        pop3c_free(&s->c); /* died while the transfer was in flight */
+    if (s->state == POP3PX_DOWN && s->nflight == 0)
+        pop3c_free(&s->c); /* died while transfers were in flight: the last one is done */
     if (!st)
         return;
     if (r->status != 0) {
-        st->failed = r->status == PST_EPERM ? PST_ENOENT : PST_EAGAIN;
-        if (r->status == PST_EPERM)
-            s->errors++;
+        st->failed = r->status == PST_EPERM ? PST_ENOENT : PST_EIO; /* not EAGAIN: "wait" */
     } else {
         char tail[2];
         size_t n = pop3_wire_finish(&st->w, tail);
         evbuffer_add(st->buf, tail, n);
         st->complete = 1;
-        if (!st->top)
-            s->messages++;
-        s->bytes += (int64_t)st->bytes;
     }
+    pop3px_stream_account(st);
     pop3px_stream_wake_reader(st);
 }
 
-static int pop3px_stream_open(struct pop3_mbox *mb, size_t i, long lines, pop3_wake_fn wake,
-                              void *arg, struct pop3_stream **out)
+/* pop3px_upstream_can_send - room for one more RETR/TOP on a live upstream. */
+static int pop3px_upstream_can_send(const struct pop3px_src *s)
 {
-    struct pop3px_mbox *px = (struct pop3px_mbox *)mb;
-    if (i >= px->nmsgs)
-        return PST_EINVAL;
-    const struct pop3px_msg *m = &px->msgs[i];
-    struct pop3px_src *s = &px->srcs[m->src];
-    if (s->state != POP3PX_READY || (!s->local && (s->busy || !s->c || !pop3c_usable(s->c))))
-        return PST_EAGAIN;
+    return s->state == POP3PX_READY && s->c && pop3c_usable(s->c) && s->nflight < POP3PX_FLIGHT_MAX;
+}
+
+/* pop3px_upstream_stream - a stream for message i fed by a RETR (lines < 0) or TOP to s. */
+static int pop3px_upstream_stream(struct pop3px_src *s, size_t i, long lines,
+                                  struct pop3px_stream **out)
+{
+    const struct pop3px_msg *m = &s->px->msgs[i];
     struct pop3px_stream *st = calloc(1, sizeof *st);
     if (!st)
         return PST_ENOMEM;
     st->src = s;
-    st->wake = wake;
-    st->arg = arg;
+    st->idx = i;
     st->top = lines >= 0;
-    if (s->local) {
-        int rc = s->md->ops->stream_open(s->md, m->msgno - 1, lines, wake, arg, &st->inner);
-        if (rc < 0) {
-            free(st);
-            return rc;
-        }
-        *out = (struct pop3_stream *)st;
-        return 0;
-    }
     st->buf = evbuffer_new();
     if (!st->buf) {
         free(st);
@@ -975,8 +1081,90 @@ static int pop3px_stream_open(struct pop3_mbox *mb, size_t i, long lines, pop3_w
         free(st);
         return PST_EAGAIN;
     }
-    s->busy = 1;
-    s->stream = st;
+    pop3px_flight_push(s, st);
+    *out = st;
+    return 0;
+}
+
+/*
+ * pop3px_prefetch - the read-ahead after RETR of message i: RETR i + 1 to
+ * the same upstream, pipelined behind i (pop3c sends it at once with
+ * PIPELINING, else after i's reply), when that message is no larger than
+ * POP3PX_PREFETCH_MAX. Its reply is buffered without a reader (px->pf).
+ * Best effort: nothing is reported when it cannot be started.
+ */
+static void pop3px_prefetch(struct pop3px_mbox *px, struct pop3px_src *s, size_t i)
+{
+    if (px->pf || i + 1 >= px->nmsgs || !pop3px_upstream_can_send(s))
+        return;
+    const struct pop3px_msg *next = &px->msgs[i + 1];
+    if (&px->srcs[next->src] != s || next->info.size > POP3PX_PREFETCH_MAX)
+        return;
+    struct pop3px_stream *st = NULL;
+    if (pop3px_upstream_stream(s, i + 1, -1, &st) == 0)
+        px->pf = st;
+}
+
+/* pop3px_take_prefetch - RETR of message i: the read-ahead, if it is that message and usable. */
+static struct pop3px_stream *pop3px_take_prefetch(struct pop3px_mbox *px, size_t i, long lines)
+{
+    struct pop3px_stream *st = px->pf;
+    if (!st)
+        return NULL;
+    if (lines >= 0 || st->idx != i || (!st->complete && st->src->state != POP3PX_READY) ||
+        st->failed == PST_EIO) {
+        pop3px_stream_free(&px->pf); /* anything else: drop it (its reply is drained) */
+        return NULL;
+    }
+    px->pf = NULL;
+    return st;
+}
+
+static int pop3px_stream_open(struct pop3_mbox *mb, size_t i, long lines, pop3_wake_fn wake,
+                              void *arg, struct pop3_stream **out)
+{
+    struct pop3px_mbox *px = (struct pop3px_mbox *)mb;
+    if (i >= px->nmsgs)
+        return PST_EINVAL;
+    const struct pop3px_msg *m = &px->msgs[i];
+    struct pop3px_src *s = &px->srcs[m->src];
+    struct pop3px_stream *st = pop3px_take_prefetch(px, i, lines);
+    if (st) {
+        st->wake = wake;
+        st->arg = arg;
+        pop3px_stream_account(st);
+        pop3px_prefetch(px, s, i);
+        *out = (struct pop3_stream *)st;
+        return 0;
+    }
+    if (s->state != POP3PX_READY)
+        return PST_EAGAIN;
+    if (s->local) {
+        st = calloc(1, sizeof *st);
+        if (!st)
+            return PST_ENOMEM;
+        st->src = s;
+        st->idx = i;
+        st->wake = wake;
+        st->arg = arg;
+        st->top = lines >= 0;
+        int rc = s->md->ops->stream_open(s->md, m->msgno - 1, lines, wake, arg, &st->inner);
+        if (rc < 0) {
+            free(st);
+            return rc;
+        }
+        *out = (struct pop3_stream *)st;
+        return 0;
+    }
+    if (!pop3px_upstream_can_send(s))
+        return PST_EAGAIN;
+    int rc = pop3px_upstream_stream(s, i, lines, &st);
+    if (rc < 0)
+        return rc == PST_ENOMEM ? rc : PST_EAGAIN;
+    st->wake = wake;
+    st->arg = arg;
+    if (lines < 0)
+        pop3px_prefetch(px, s, i);
     *out = (struct pop3_stream *)st;
     return 0;
 }
@@ -998,10 +1186,8 @@ static int pop3px_stream_read(struct pop3_stream *sp, struct evbuffer *out, size
     if (take > 0 && evbuffer_remove_buffer(st->buf, out, take) < 0)
         return PST_ENOMEM;
     have -= take;
-    if (s->paused && have < POP3PX_BUF_LOW && s->stream == st) {
-        s->paused = 0;
-        pop3c_resume(s->c);
-    }
+    if (s->paused && have < POP3PX_BUF_LOW && pop3px_flight_head(s) == st)
+        pop3px_resume_upstream(s);
     if (have > 0 || (take > 0 && !st->complete))
         return 0; /* PST_EAGAIN only when nothing was produced (pop3_mbox.h) */
     if (st->complete)
@@ -1015,23 +1201,7 @@ static int pop3px_stream_read(struct pop3_stream *sp, struct evbuffer *out, size
 static void pop3px_stream_close(struct pop3_stream **sp)
 {
     struct pop3px_stream *st = (struct pop3px_stream *)*sp;
-    if (!st)
-        return;
-    struct pop3px_src *s = st->src;
-    if (st->inner)
-        s->md->ops->stream_close(&st->inner);
-    if (s->px->wake_st == st)
-        s->px->wake_st = NULL;
-    if (s->stream == st) {
-        s->stream = NULL; /* the rest of the transfer is drained and dropped */
-        if (s->paused) {
-            s->paused = 0;
-            pop3c_resume(s->c);
-        }
-    }
-    if (st->buf)
-        evbuffer_free(st->buf);
-    free(st);
+    pop3px_stream_free(&st);
     *sp = NULL;
 }
 
@@ -1121,6 +1291,7 @@ static void pop3px_commit_upstream(struct pop3px_mbox *px, struct pop3px_src *s,
     }
     /* queued DELEs without QUIT are dropped with the session: nothing is deleted */
     pop3c_free(&s->c);
+    s->nflight = 0; /* only drains were left (pop3px_commit dropped the read-ahead) */
     if (nd > 0) {
         s->errors++;
         pop3px_commit_fail(px, "upstream %s: cannot send the deletions (%s)", s->id, err_str(rc));
@@ -1136,7 +1307,8 @@ static int pop3px_commit(struct pop3_mbox *mb, const unsigned char *deleted, pop
         return PST_ENOMEM;
     px->commit_done = done;
     px->commit_arg = arg;
-    px->commit_pending = 1; /* held while starting */
+    pop3px_stream_free(&px->pf); /* its reply is drained before the DELEs' (pop3c keeps order) */
+    px->commit_pending = 1;      /* held while starting */
     for (size_t i = 0; i < px->nsrc; i++) {
         struct pop3px_src *s = &px->srcs[i];
         size_t nd = pop3px_deletions(px->msgs, px->nmsgs, deleted, (uint32_t)i, no);

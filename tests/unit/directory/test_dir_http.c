@@ -5,7 +5,8 @@
  * query API (XML, JSON, reverse, ETag), the admin API, and hostile input
  * (forged/expired/reused tokens, missing CSRF, rate limits, bad BM
  * checksums, SQL and XML metacharacters, malformed and huge queries), each
- * of which must get a 4xx and change nothing.
+ * of which must get a 4xx and change nothing; handlers of several threads
+ * (dir_http_new_peer) sharing rate limits and seeing each other's writes.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <pthread.h>
 
 #include <cmocka.h>
 
@@ -534,6 +536,138 @@ static void test_admin(void **state)
     fx_free(&f);
 }
 
+/* A second handler (as directoryd's second loop makes) over its own store connection. */
+struct peer {
+    struct dir_store *st;
+    struct dir_http *h;
+    struct sent sent;
+};
+
+static void peer_new(struct fx *f, struct peer *p)
+{
+    memset(p, 0, sizeof *p);
+    struct dir_http_sender snd = {rec_mail, rec_bm, &p->sent};
+    assert_int_equal(dir_store_open_sqlite(f->db, &p->st), 0);
+    assert_int_equal(dir_http_new_peer(f->h, p->st, &snd, &p->h), 0);
+}
+
+static void test_peers_share(void **state)
+{
+    struct fx *f = fx_new(3, 100);
+    struct peer p;
+    peer_new(f, &p);
+    struct dir_http *own = f->h;
+    get_form(f);
+    /* the per-IP limit (3 an hour) counts posts through either handler */
+    for (int i = 0; i < 4; i++) {
+        f->h = i % 2 ? p.h : own;
+        assert_int_equal(
+            post(f, "/register", "smtp=p%d%%40example.org&alt=%s&csrf=%s", i, BM_OK, f->csrf),
+            i < 3 ? 200 : 429);
+    }
+    assert_int_equal(f->sent.mails + p.sent.mails, 3);
+    assert_int_equal(p.sent.mails, 1); /* the peer sends through its own sender */
+    /* the peer caches the store version; a write through the other handler in the same
+     * second still changes the peer's ETag (shared write generation) */
+    f->h = p.h;
+    assert_int_equal(req(f, DIR_M_GET, "/api/v1/lookup?address=new%40example.org", 0, 0, 0), 200);
+    assert_non_null(strstr(body(f), "\"alternatives\":[]"));
+    char etag[64];
+    snprintf(etag, sizeof etag, "%s", f->rs.etag);
+    f->h = own;
+    char add[256];
+    snprintf(add, sizeof add, "{\"smtp\":\"new@example.org\",\"alt\":\"%s\"}", BM_OK);
+    struct dir_http_req rq = {
+        .method = DIR_M_POST,
+        .path = "/api/v1/admin/records",
+        .body = add,
+        .body_len = strlen(add),
+        .content_type = "application/json",
+        .authorization = "Bearer admin-token-0123456789abcdef",
+        .now = f->now,
+    };
+    assert_int_equal(dir_http_handle(own, &rq, &f->rs), 0);
+    assert_int_equal(f->rs.status, 201);
+    f->h = p.h;
+    assert_int_equal(req(f, DIR_M_GET, "/api/v1/lookup?address=new%40example.org", 0, "inm", etag),
+                     200);
+    assert_string_not_equal(f->rs.etag, etag);
+    assert_non_null(strstr(body(f), BM_OK));
+    /* the admin token holds on the peer too */
+    assert_int_equal(req(f, DIR_M_GET, "/api/v1/admin/records", 0, "auth",
+                         "Bearer admin-token-0123456789abcdef"),
+                     200);
+    assert_int_equal(req(f, DIR_M_GET, "/api/v1/admin/records", 0, "auth", "Bearer wrong"), 401);
+    /* the parent may go first: the shared state lives until the last handler */
+    f->h = own;
+    dir_http_free(&f->h);
+    f->h = p.h;
+    assert_int_equal(req(f, DIR_M_GET, "/api/v1/lookup?address=new%40example.org", 0, 0, 0), 200);
+    f->h = NULL;
+    dir_http_free(&p.h);
+    dir_store_close(&p.st);
+    fx_free(&f);
+}
+
+struct hammer {
+    struct dir_http *h;
+    int64_t now;
+    int ok, limited;
+};
+
+/* hammer - lookups and rate-limited posts through one handler from its own thread. */
+static void *hammer(void *arg)
+{
+    struct hammer *m = arg;
+    struct sockaddr_in peer = {.sin_family = AF_INET};
+    for (int i = 0; i < 300; i++) {
+        struct dir_http_resp rs;
+        peer.sin_addr.s_addr = htonl(0xc6336400u + (uint32_t)(i % 50));
+        struct dir_http_req rq = {
+            .method = i % 3 ? DIR_M_GET : DIR_M_POST,
+            .path = i % 3 ? "/api/v1/lookup" : "/remove",
+            .query = "address=new%40example.org",
+            .query_len = strlen("address=new%40example.org"),
+            .body = "smtp=x",
+            .body_len = 6,
+            .content_type = "application/x-www-form-urlencoded",
+            .peer = (const struct sockaddr *)&peer,
+            .now = m->now,
+        };
+        if (dir_http_handle(m->h, &rq, &rs) != 0)
+            return NULL;
+        if (rs.status == 200)
+            m->ok++;
+        else if (rs.status == 403)
+            m->limited++; /* no CSRF cookie: refused before the rate limit */
+    }
+    return NULL;
+}
+
+static void test_peers_threads(void **state)
+{
+    struct fx *f = fx_new(1000, 100);
+    struct peer p[3];
+    struct hammer m[4];
+    pthread_t t[4];
+    for (int i = 0; i < 3; i++)
+        peer_new(f, &p[i]);
+    for (int i = 0; i < 4; i++) {
+        m[i] = (struct hammer){.h = i ? p[i - 1].h : f->h, .now = f->now};
+        assert_int_equal(pthread_create(&t[i], NULL, hammer, &m[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+        assert_int_equal(m[i].ok, 200);
+        assert_int_equal(m[i].limited, 100);
+    }
+    for (int i = 0; i < 3; i++) {
+        dir_http_free(&p[i].h);
+        dir_store_close(&p[i].st);
+    }
+    fx_free(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -541,6 +675,7 @@ int main(void)
         cmocka_unit_test(test_csrf),         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_expired_link), cmocka_unit_test(test_rate_limits),
         cmocka_unit_test(test_send_failure), cmocka_unit_test(test_admin),
+        cmocka_unit_test(test_peers_share),  cmocka_unit_test(test_peers_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
