@@ -23,6 +23,7 @@
 #include "bitmessage/bm_node.h"
 #include "bitmessage/bm_store.h"
 #include "lib/log.h"
+#include "lib/netaddr.h"
 
 struct bmd {
     const struct cfg *cfg;
@@ -32,32 +33,6 @@ struct bmd {
     bm_engine_t *engine;
     struct event *ev_deliver;
 };
-
-int bmd_parse_hostport(const char *spec, char *host, size_t hostsz, uint16_t *port)
-{
-    const char *colon = strrchr(spec, ':');
-    if (colon == NULL || colon == spec)
-        return PST_EINVAL;
-    const char *h = spec;
-    size_t hlen = (size_t)(colon - spec);
-    if (h[0] == '[') {
-        if (hlen < 3 || h[hlen - 1] != ']')
-            return PST_EINVAL;
-        h++;
-        hlen -= 2;
-    }
-    if (hlen >= hostsz)
-        return PST_ELIMIT;
-    char *end;
-    errno = 0;
-    long p = strtol(colon + 1, &end, 10);
-    if (errno != 0 || *end != '\0' || end == colon + 1 || p < 1 || p > 65535)
-        return PST_EINVAL;
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-    *port = (uint16_t)p;
-    return 0;
-}
 
 /* ---- the glue between node, engine and Maildir ---- */
 
@@ -139,7 +114,7 @@ static int bmd_node_config(const struct cfg *cfg, int listen_fd, struct bm_node_
     bm_node_config_defaults(nc);
     nc->listen_fd = listen_fd;
     if (cfg->bm_listen[0] != '\0' &&
-        bmd_parse_hostport(cfg->bm_listen, host, sizeof(host), &port) == 0)
+        netaddr_split_hostport(cfg->bm_listen, host, sizeof(host), &port) == 0)
         nc->listen_port = port;
     nc->trusted_only = cfg->bm_trusted_only;
     nc->max_inbound = (unsigned)cfg->bm_max_inbound;
@@ -150,7 +125,7 @@ static int bmd_node_config(const struct cfg *cfg, int listen_fd, struct bm_node_
     }
     for (size_t i = 0; i < cfg->bm_peers.n; i++) {
         struct bm_node_peer_cfg *p = &nc->peers[nc->npeers];
-        if (bmd_parse_hostport(cfg->bm_peers.v[i], p->host, sizeof(p->host), &p->port) != 0) {
+        if (netaddr_split_hostport(cfg->bm_peers.v[i], p->host, sizeof(p->host), &p->port) != 0) {
             log_error("bmd config bad_peer=%s", cfg->bm_peers.v[i]);
             return PST_ECONFIG;
         }

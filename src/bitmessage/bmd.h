@@ -12,9 +12,6 @@
 #ifndef POSTERN_BMD_H
 #define POSTERN_BMD_H
 
-#include <stddef.h>
-#include <stdint.h>
-
 #include "lib/config.h"
 #include "lib/err.h"
 
@@ -23,8 +20,5 @@
 /* bmd_run - serve until SIGTERM/SIGINT. listen_fd: the bound P2P listener (taken
  * over) or -1. Returns 0, or PST_E* if start-up failed. */
 PST_MUST_CHECK int bmd_run(const struct cfg *cfg, int listen_fd);
-
-/* bmd_parse_hostport - split "host:port" / "[v6]:port" into host (hostsz bytes) and port. */
-PST_MUST_CHECK int bmd_parse_hostport(const char *spec, char *host, size_t hostsz, uint16_t *port);
 
 #endif

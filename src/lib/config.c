@@ -364,37 +364,16 @@ static int cfg_check_printable(const char *v, char *why, size_t whylen)
 static int cfg_check_hostport(const char *v, char *why, size_t whylen)
 {
     char host[256];
-    const char *colon = strrchr(v, ':');
-    size_t hlen = colon ? (size_t)(colon - v) : 0;
-
-    if (colon == NULL || hlen == 0 || hlen >= sizeof(host)) {
-        cfg_msg(why, whylen, "'%s' is not host:port", v);
-        return PST_EINVAL;
-    }
-    char *end;
-    errno = 0;
-    long port = strtol(colon + 1, &end, 10);
-    if (errno != 0 || *end != '\0' || end == colon + 1 || port < 1 || port > 65535) {
-        cfg_msg(why, whylen, "'%s': port must be 1..65535", v);
-        return PST_EINVAL;
-    }
-    memcpy(host, v, hlen);
-    host[hlen] = '\0';
-    if (host[0] == '[') {
-        struct in6_addr a6;
-        if (hlen < 3 || host[hlen - 1] != ']') {
-            cfg_msg(why, whylen, "'%s': bad [IPv6] address", v);
-            return PST_EINVAL;
-        }
-        host[hlen - 1] = '\0';
-        if (inet_pton(AF_INET6, host + 1, &a6) != 1) {
-            cfg_msg(why, whylen, "'%s': bad IPv6 address", v);
-            return PST_EINVAL;
-        }
-        return 0;
-    }
+    uint16_t port;
     struct in_addr a4;
-    if (inet_pton(AF_INET, host, &a4) == 1 || mailaddr_domain_valid(host, 0))
+    struct in6_addr a6;
+
+    if (netaddr_split_hostport(v, host, sizeof(host), &port) != 0) {
+        cfg_msg(why, whylen, "'%s' is not host:port with a port 1..65535", v);
+        return PST_EINVAL;
+    }
+    if (v[0] == '[' ? inet_pton(AF_INET6, host, &a6) == 1
+                    : inet_pton(AF_INET, host, &a4) == 1 || mailaddr_domain_valid(host, 0))
         return 0;
     cfg_msg(why, whylen, "'%s': bad host", v);
     return PST_EINVAL;

@@ -29,6 +29,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -306,5 +307,31 @@ unsigned netaddr_port(const struct sockaddr *sa)
         return ntohs(((const struct sockaddr_in *)sa)->sin_port);
     if (sa->sa_family == AF_INET6)
         return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+    return 0;
+}
+
+int netaddr_split_hostport(const char *spec, char *host, size_t hostsz, uint16_t *port)
+{
+    const char *colon = strrchr(spec, ':');
+    if (colon == NULL || colon == spec)
+        return PST_EINVAL;
+    const char *h = spec;
+    size_t hlen = (size_t)(colon - spec);
+    if (h[0] == '[') {
+        if (hlen < 3 || h[hlen - 1] != ']')
+            return PST_EINVAL;
+        h++;
+        hlen -= 2;
+    }
+    if (hlen >= hostsz)
+        return PST_ELIMIT;
+    char *end;
+    errno = 0;
+    long p = strtol(colon + 1, &end, 10);
+    if (errno != 0 || *end != '\0' || end == colon + 1 || p < 1 || p > 65535)
+        return PST_EINVAL;
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    *port = (uint16_t)p;
     return 0;
 }

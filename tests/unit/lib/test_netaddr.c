@@ -229,6 +229,29 @@ static void test_misc(void **state)
     assert_string_equal(netaddr_to_str((struct sockaddr *)&ss, s, sizeof(s)), "?");
 }
 
+static void test_split_hostport(void **state)
+{
+    (void)state;
+    char host[16];
+    uint16_t port = 0;
+
+    assert_int_equal(netaddr_split_hostport("127.0.0.1:8444", host, sizeof(host), &port), 0);
+    assert_string_equal(host, "127.0.0.1");
+    assert_int_equal(port, 8444);
+    assert_int_equal(netaddr_split_hostport("[::1]:1", host, sizeof(host), &port), 0);
+    assert_string_equal(host, "::1");
+    assert_int_equal(port, 1);
+    assert_int_equal(netaddr_split_hostport("node.example:65535", host, sizeof(host), &port), 0);
+    assert_string_equal(host, "node.example");
+
+    static const char *const bad[] = {
+        "127.0.0.1", ":8444", "h:0", "h:65536", "h:", "h:8x", "[::1:8444", "[]:1", "h:-1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(netaddr_split_hostport(bad[i], host, sizeof(host), &port), PST_EINVAL);
+    assert_int_equal(netaddr_split_hostport("a-very-long-host-name:1", host, sizeof(host), &port),
+                     PST_ELIMIT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -242,6 +265,7 @@ int main(void)
         cmocka_unit_test(test_cidr_match_v6),
         cmocka_unit_test(test_cidr_match_v4_mapped),
         cmocka_unit_test(test_misc),
+        cmocka_unit_test(test_split_hostport),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
